@@ -1,0 +1,3 @@
+from citygen.cli import main
+
+raise SystemExit(main())

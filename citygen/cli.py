@@ -1,0 +1,69 @@
+"""The `citygen` command: one entry point, one subcommand per job.
+
+`main(args)` can be called in-process (tests, notebooks) and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+from citygen import OSM_ATTRIBUTION, __version__
+from citygen.errors import CitygenError
+
+# subcommand -> (module with main(argv) -> int, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("citygen.data.cli", "build rasters and tile datasets from OpenStreetMap (samples, build, info, bands)"),
+    "metrics": ("citygen.metrics.cli", "urban metrics and A Pattern Language rules for samples, files or GeoTIFFs"),
+    "fit": ("citygen.training", "train a model from YAML configs (LightningCLI)"),
+    "validate": ("citygen.training", "validate a model (LightningCLI)"),
+    "test": ("citygen.training", "test a model on the test split (LightningCLI)"),
+    "predict": ("citygen.training", "predict with a model (LightningCLI)"),
+    "evaluate": ("citygen.evaluate", "evaluate a checkpoint on the test split and print figures"),
+    "demo": ("citygen.demo", "run the main job on the shipped sample cities"),
+}
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _usage() -> str:
+    lines = [
+        f"usage: citygen COMMAND [options]   (citygen {__version__})",
+        "",
+        "Generative urban-layout research on OpenStreetMap data.",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<10} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    lines += ["", "`citygen COMMAND --help` explains each command's options.", f"Map data {OSM_ATTRIBUTION}."]
+    return "\n".join(lines)
+
+
+def main(args: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if args is None else args)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        print(f"citygen {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"citygen: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    module = importlib.import_module(COMMANDS[command][0])
+    try:
+        if command in LIGHTNING_COMMANDS:
+            return int(module.main([command, *rest]) or 0)
+        return int(module.main(rest) or 0)
+    except CitygenError as exc:
+        print(f"error: {exc.problem}", file=sys.stderr)
+        if exc.fix:
+            print(f"  fix: {exc.fix}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; no partial outputs were kept", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # argparse/jsonargparse exit on bad options
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)

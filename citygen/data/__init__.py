@@ -1,0 +1,1 @@
+"""The data pipeline: city specs -> OpenStreetMap layers -> projected vectors -> GeoTIFFs -> tiles."""

@@ -1,0 +1,235 @@
+"""Build datasets: city specs -> GeoTIFF per city, tile index, manifest.
+
+A rerun skips cities whose GeoTIFF is complete and was built from the same spec and source files.
+Cities build in parallel processes (``workers``) or on a Dask cluster (``executor="dask"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+
+from citygen import OSM_ATTRIBUTION, __version__
+from citygen.bands import BAND_NAMES, LAYER_BANDS
+from citygen.data.geotiff import atomic_path, open_writer, write_window
+from citygen.data.rasterize import CityRasterizer, grid_for
+from citygen.data.sources import load_city, sha256_file
+from citygen.data.spec import CitySpec
+from citygen.data.tiles import city_tiles
+from citygen.errors import CitygenError, EmptyAreaError
+
+log = logging.getLogger(__name__)
+Executor = Literal["process", "dask"]
+
+
+@dataclass
+class CityResult:
+    """What building one city produced (or why it failed)."""
+
+    city: str
+    status: Literal["built", "skipped", "failed"]
+    path: str | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def summary(self) -> str:
+        if self.status == "failed":
+            return f"{self.city}: FAILED: {self.error}"
+        r = self.record
+        size = f"{r['width']}x{r['height']} px at {r['resolution']:g} m ({r['area_km2']:.2f} km2 valid)"
+        seconds = sum(r.get("timings_s", {}).values())
+        layers = ", ".join(k for k, v in r["present"].items() if v and k != "valid") or "none"
+        return f"{self.city}: {self.status} {size}, {r['crs']}, layers: {layers}, {seconds:.1f} s -> {self.path}"
+
+
+def build_key(spec: CitySpec) -> str:
+    """Spec hash plus the hashes of the local source files and the citygen version."""
+    parts = [spec.key(), __version__, *(sha256_file(Path(f.path)) for f in spec.files if Path(f.path).is_file())]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def existing_record(path: Path, key: str) -> dict[str, Any] | None:
+    """The build record of a complete raster built with ``key``, else None (missing, stale or corrupt)."""
+    if not path.is_file():
+        return None
+    try:
+        with rasterio.open(path) as src:
+            tags = src.tags()
+            if tags.get("build_key") != key or list(src.descriptions) != list(BAND_NAMES):
+                return None
+            src.read(1, window=((0, min(8, src.height)), (0, min(8, src.width))))
+            return json.loads(tags["build_record"])
+    except (rasterio.errors.RasterioError, KeyError, json.JSONDecodeError):
+        return None
+
+
+def build_city(spec: CitySpec, out_dir: str | Path, *, force: bool = False) -> CityResult:
+    """Build one city's GeoTIFF; never raises for user errors (they come back as a failed result)."""
+    out_dir = Path(out_dir)
+    path = out_dir / f"{spec.id}.tif"
+    try:
+        key = build_key(spec)
+        record = None if force else existing_record(path, key)
+        if record is not None:
+            return CityResult(spec.id, "skipped", str(path), record)
+        return CityResult(spec.id, "built", str(path), _build(spec, path, key))
+    except CitygenError as exc:
+        return CityResult(spec.id, "failed", None, error=str(exc))
+
+
+def _build(spec: CitySpec, path: Path, key: str) -> dict[str, Any]:
+    timings: dict[str, float] = {}
+    tracemalloc.start()
+    start = time.perf_counter()
+    city = load_city(spec)
+    timings["load_project"] = time.perf_counter() - start
+    grid = grid_for(city.extent, crs=city.crs, resolution=spec.resolution)
+    if grid.width < spec.tile_size or grid.height < spec.tile_size:
+        raise EmptyAreaError(
+            f"city {spec.id!r}: the area is {grid.width}x{grid.height} px, smaller than one {spec.tile_size}-px tile",
+            f"use a smaller tile_size (at most {min(grid.width, grid.height)}), a finer resolution, or a larger area",
+        )
+    start = time.perf_counter()
+    rasterizer = CityRasterizer(city, grid, supersample=spec.supersample)
+    present = {band: city.present[layer] for layer, bands in LAYER_BANDS.items() for band in bands}
+    present["valid"] = True
+    sums = dict.fromkeys(BAND_NAMES, 0.0)
+    buildings = city.features.get("buildings")
+    levels_known = float(buildings["levels"].notna().mean()) if buildings is not None and len(buildings) else float("nan")
+    record: dict[str, Any] = {
+        "city": spec.id,
+        "spec": spec.to_dict(),
+        "build_key": key,
+        "crs": city.crs.to_string(),
+        "resolution": spec.resolution,
+        "width": grid.width,
+        "height": grid.height,
+        "bounds": list(grid.bounds),
+        "area_km2": city.area_km2,
+        "present": present,
+        "sources": city.sources,
+        "levels_known_share": levels_known,
+        "attribution": OSM_ATTRIBUTION,
+    }
+    tags = {"city": spec.id, "build_key": key, "spec": spec.to_dict(), "levels_known_share": f"{levels_known:.4f}", "attribution": OSM_ATTRIBUTION}
+    with open_writer(path, crs=city.crs, transform=grid.transform, width=grid.width, height=grid.height, present=present, tags=tags) as dst:
+        for window in grid.windows():
+            arrays = rasterizer.render(window)
+            write_window(dst, window, arrays)
+            for name in BAND_NAMES:
+                sums[name] += float(arrays[name].sum(dtype=np.float64))
+        valid_px = max(sums["valid"], 1.0)
+        record["band_means"] = {name: sums[name] / valid_px for name in BAND_NAMES if name != "valid"}
+        timings["rasterize_write"] = time.perf_counter() - start
+        record["timings_s"] = timings
+        record["peak_python_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+        dst.update_tags(build_record=json.dumps(record))
+    tracemalloc.stop()
+    return record
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "gdal": rasterio.__gdal_version__}
+    for name in ("citygen", "osmnx", "geopandas", "shapely", "rasterio", "osmium", "numpy", "pyproj", "networkx"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def build_dataset(
+    specs: Sequence[CitySpec],
+    out_dir: str | Path,
+    *,
+    workers: int = 1,
+    executor: Executor = "process",
+    scheduler: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+    on_result: Callable[[CityResult], None] | None = None,
+) -> list[CityResult]:
+    """Build every city, then the tile index and manifest of all cities that exist in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    results = _run(specs, out_dir, workers=workers, executor=executor, scheduler=scheduler, force=force, progress=progress, on_result=on_result)
+    done = [r for r in results if r.status != "failed"]
+    tile_start = time.perf_counter()
+    frames = []
+    for result in done:
+        spec = next(s for s in specs if s.id == result.city)
+        t0 = time.perf_counter()
+        frames.append(city_tiles(str(result.path), spec))
+        result.record.setdefault("timings_s", {})["tile"] = time.perf_counter() - t0
+        result.record["tiles"] = {split: int((frames[-1]["split"] == split).sum()) for split in ("train", "val", "test")}
+    if frames:
+        tiles = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=4326)
+        with atomic_path(out_dir / "tiles.parquet") as tmp:
+            tiles.to_parquet(tmp)
+    manifest = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "attribution": OSM_ATTRIBUTION,
+        "bands": list(BAND_NAMES),
+        "versions": package_versions(),
+        "cities": {r.city: r.record for r in done},
+        "failed": {r.city: r.error for r in results if r.status == "failed"},
+        "timings_s": {"total": time.perf_counter() - start, "tile_index": time.perf_counter() - tile_start},
+    }
+    with atomic_path(out_dir / "manifest.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, default=str))
+    return results
+
+
+def _run(specs, out_dir, *, workers, executor, scheduler, force, progress, on_result) -> list[CityResult]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(specs), desc="cities", unit="city", disable=not progress)
+    results: list[CityResult] = []
+
+    def finish(result: CityResult) -> None:
+        results.append(result)
+        bar.update(1)
+        bar.set_postfix_str(result.city)
+        if on_result is not None:
+            on_result(result)
+
+    try:
+        if executor == "dask":
+            from distributed import Client, LocalCluster, as_completed as dask_completed
+
+            cluster = None if scheduler else LocalCluster(n_workers=max(workers, 1), threads_per_worker=1, processes=True, dashboard_address=None)
+            with Client(scheduler or cluster) as client:
+                futures = [client.submit(build_city, spec, out_dir, force=force, pure=False) for spec in specs]
+                for future in dask_completed(futures):
+                    finish(future.result())
+            if cluster is not None:
+                cluster.close()
+        elif workers > 1 and len(specs) > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(build_city, spec, out_dir, force=force) for spec in specs]
+                for future in as_completed(futures):
+                    finish(future.result())
+        else:
+            for spec in specs:
+                finish(build_city(spec, out_dir, force=force))
+    finally:
+        bar.close()
+    order = {spec.id: i for i, spec in enumerate(specs)}
+    return sorted(results, key=lambda r: order[r.city])

@@ -1,0 +1,240 @@
+"""Load a city's layers from its spec, project them to the local UTM zone, and find the area they cover.
+
+Everything downstream (rasterizing, metrics) works on a :class:`CityLayers`: an OSMnx street graph and one
+GeoDataFrame per feature layer, all in one projected metric CRS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import osmnx as ox
+import pandas as pd
+import shapely
+from pyproj import CRS
+
+from citygen.bands import LAYERS
+from citygen.data import layers as L
+from citygen.data.osmfile import is_osm_file, read_osm_file, split_layers
+from citygen.data.spec import CitySpec, FileSource, parse_city
+from citygen.errors import EmptyAreaError, SourceError
+
+log = logging.getLogger(__name__)
+GRAPHML_SUFFIXES = (".graphml", ".graphml.gz")
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".geojson.gz", ".parquet")
+
+
+@dataclass
+class CityLayers:
+    """A city's vector layers in a projected metric CRS."""
+
+    city_id: str
+    crs: CRS
+    graph: nx.MultiDiGraph | None
+    features: dict[str, gpd.GeoDataFrame]
+    extent: shapely.Polygon
+    present: dict[str, bool]
+    sources: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def area_km2(self) -> float:
+        return float(self.extent.area) / 1e6
+
+
+@dataclass
+class _RawSource:
+    """One source's layers in its own CRS, before projection."""
+
+    graph: nx.MultiDiGraph | None
+    features: dict[str, gpd.GeoDataFrame]
+    layers: tuple[str, ...]
+    record: dict[str, object]
+    extent_lonlat: shapely.Polygon | None = None  # the requested area, for downloads
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_city(spec: CitySpec | str) -> CityLayers:
+    """Load, project and bound a city. ``spec`` may be a :class:`CitySpec` or a sample id."""
+    if isinstance(spec, str):
+        spec = parse_city({"id": spec, "sample": spec})
+    if spec.files:
+        raws = [_load_file(source, spec) for source in spec.files]
+    else:
+        from citygen.data.online import download  # imports requests machinery only when needed
+
+        raws = [download(spec)]
+    return _assemble(spec, raws)
+
+
+def _load_file(source: FileSource, spec: CitySpec) -> _RawSource:
+    path = Path(source.path)
+    if not path.is_file():
+        raise SourceError(f"file not found: {path}", "check the `files` entry of the city spec (paths are relative to the config file)")
+    wanted = tuple(layer for layer in (source.layers or LAYERS) if layer in spec.layers)
+    record: dict[str, object] = {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size, "layers": list(wanted)}
+    name = path.name.lower()
+    if name.endswith(GRAPHML_SUFFIXES):
+        if "streets" not in wanted:
+            raise SourceError(f"{path.name} is a street graph but the spec takes {list(wanted)} from it", "list `streets` in the file's layers")
+        try:
+            graph = ox.load_graphml(path)
+        except Exception as exc:  # GraphML parsing raises many types
+            raise SourceError(f"cannot read {path.name} as GraphML: {exc}", "pass a GraphML file saved by osmnx.save_graphml") from exc
+        return _RawSource(graph=graph, features={}, layers=("streets",), record=record)
+    if is_osm_file(path):
+        extract = read_osm_file(path, network_type=spec.network_type, layers=set(wanted))
+        return _RawSource(graph=extract.graph, features=extract.features, layers=wanted, record=record)
+    if name.endswith(VECTOR_SUFFIXES):
+        return _RawSource(graph=None, features=_read_vector(path, wanted), layers=wanted, record=record)
+    raise SourceError(
+        f"unsupported file type: {path.name}",
+        "use .osm, .osm.bz2, .osm.gz, .osm.pbf, .graphml(.gz), .geojson, .gpkg or .parquet",
+    )
+
+
+def _read_vector(path: Path, wanted: tuple[str, ...]) -> dict[str, gpd.GeoDataFrame]:
+    try:
+        gdf = gpd.read_parquet(path) if path.name.endswith(".parquet") else gpd.read_file(path)
+    except Exception as exc:  # pyogrio raises DataSourceError and friends
+        raise SourceError(f"cannot read {path.name}: {exc}", "check that the file is complete GeoJSON/GeoPackage") from exc
+    if gdf.crs is None:
+        raise SourceError(f"{path.name} has no CRS", "write the file with a CRS (GeoJSON is EPSG:4326 by definition)")
+    feature_layers = [layer for layer in wanted if layer != "streets"]
+    if "streets" in wanted and gdf.geom_type.isin(["LineString", "MultiLineString"]).any():
+        raise SourceError(f"{path.name}: street lines in GeoJSON are not supported", "save the street network as GraphML (osmnx.save_graphml)")
+    tag_columns = [key for key in L.FEATURE_KEYS if key in gdf.columns]
+    if len(feature_layers) == 1 and not tag_columns:
+        gdf = gdf.assign(layers=[[feature_layers[0]]] * len(gdf))  # untagged file given for one layer
+    else:
+        records = gdf[tag_columns].to_dict("records")
+        gdf = gdf.assign(
+            layers=[
+                [name for name in L.feature_layers(_clean(tags), is_point=kind == "Point") if name in feature_layers]
+                for tags, kind in zip(records, gdf.geom_type, strict=True)
+            ]
+        )
+        gdf = gdf[gdf["layers"].map(len) > 0]
+    return split_layers(gdf)
+
+
+def _clean(tags: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in tags.items() if v is not None and not (isinstance(v, float) and np.isnan(v))}
+
+
+def _lonlat_bounds(raw: _RawSource) -> list[tuple[float, float, float, float]]:
+    bounds = []
+    if raw.graph is not None and raw.graph.number_of_nodes():
+        nodes = ox.graph_to_gdfs(raw.graph, edges=False)
+        bounds.append(tuple(nodes.to_crs(4326).total_bounds))
+    for gdf in raw.features.values():
+        if len(gdf):
+            bounds.append(tuple(gdf.to_crs(4326).total_bounds))
+    return bounds
+
+
+def utm_crs_for(lon: float, lat: float) -> CRS:
+    """The UTM zone CRS for a point (WGS84 datum)."""
+    return CRS(gpd.GeoSeries([shapely.Point(lon, lat)], crs=4326).estimate_utm_crs())
+
+
+def _assemble(spec: CitySpec, raws: list[_RawSource]) -> CityLayers:
+    all_bounds = [b for raw in raws for b in _lonlat_bounds(raw)]
+    for raw in raws:
+        if raw.extent_lonlat is not None:
+            all_bounds.append(tuple(raw.extent_lonlat.bounds))
+    if not all_bounds:
+        raise EmptyAreaError(
+            f"city {spec.id!r}: the sources hold no usable data for layers {list(spec.layers)}",
+            "check that the file covers the area and holds the requested layers (for example highway ways for streets)",
+        )
+    west, south = np.min([b[0] for b in all_bounds]), np.min([b[1] for b in all_bounds])
+    east, north = np.max([b[2] for b in all_bounds]), np.max([b[3] for b in all_bounds])
+    crs = utm_crs_for((west + east) / 2, (south + north) / 2)
+
+    graph = None
+    features: dict[str, list[gpd.GeoDataFrame]] = {}
+    extent: shapely.Geometry | None = None
+    for raw in raws:
+        projected_bounds = []
+        if raw.graph is not None and raw.graph.number_of_nodes():
+            projected = ox.project_graph(raw.graph, to_crs=crs)
+            graph = projected if graph is None else nx.compose(graph, projected)
+            xs = [d["x"] for _, d in projected.nodes(data=True)]
+            ys = [d["y"] for _, d in projected.nodes(data=True)]
+            projected_bounds.append((min(xs), min(ys), max(xs), max(ys)))
+        for name, gdf in raw.features.items():
+            gdf = gdf.to_crs(crs)
+            features.setdefault(name, []).append(gdf)
+            projected_bounds.append(tuple(gdf.total_bounds))
+        if raw.extent_lonlat is not None:
+            source_extent = gpd.GeoSeries([raw.extent_lonlat], crs=4326).to_crs(crs).iloc[0]
+        elif projected_bounds:
+            b = np.array(projected_bounds)
+            source_extent = shapely.box(b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+        else:
+            continue  # a source with nothing in it constrains nothing
+        extent = source_extent if extent is None else extent.intersection(source_extent)
+    if extent is None or extent.is_empty or extent.area <= 0:
+        raise EmptyAreaError(
+            f"city {spec.id!r}: the sources do not overlap (or cover zero area)",
+            "give files that cover the same area, or build them as separate cities",
+        )
+    if not isinstance(extent, shapely.Polygon):
+        extent = extent.envelope
+    merged = {
+        name: gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
+        for name, frames in features.items()
+    }
+    provided = {layer for raw in raws for layer in raw.layers}
+    present = {layer: layer in provided and layer in spec.layers for layer in LAYERS}
+    if present["streets"] and graph is None:
+        log.warning("city %s: no streets found in the sources", spec.id)
+    return CityLayers(
+        city_id=spec.id,
+        crs=crs,
+        graph=graph,
+        features=merged,
+        extent=extent,
+        present=present,
+        sources=[raw.record for raw in raws],
+    )
+
+
+def undirected_edges(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
+    """Edges with geometry, each street once (reciprocal directed edges collapse to one row)."""
+    edges = ox.graph_to_gdfs(graph, nodes=False, fill_edge_geometry=True)
+    normalized = shapely.to_wkb(shapely.normalize(edges.geometry.values))
+    return edges[~pd.Series(normalized).duplicated().to_numpy()]
+
+
+def street_surfaces(graph: nx.MultiDiGraph | None) -> tuple[gpd.GeoSeries, gpd.GeoSeries]:
+    """Street and path surfaces: undirected centre lines buffered by half their width.
+
+    Widths come from the `width` tag, else `lanes` x 3.25 m, else the class default
+    (:func:`citygen.data.layers.street_width_m`). Buffering is vectorised in shapely.
+    Returns (streets, paths).
+    """
+    if graph is None or graph.number_of_edges() == 0:
+        empty = gpd.GeoSeries([], crs=None if graph is None else graph.graph.get("crs"))
+        return empty, empty
+    edges = undirected_edges(graph)
+    column = {name: edges[name].tolist() if name in edges else [None] * len(edges) for name in ("highway", "width", "lanes")}
+    widths = np.array(
+        [L.street_width_m(highway=h, width=w, lanes=n) for h, w, n in zip(column["highway"], column["width"], column["lanes"], strict=True)]
+    )
+    is_path = np.array([L.is_path(h) for h in column["highway"]], dtype=bool)
+    buffered = shapely.buffer(edges.geometry.values, widths / 2.0, quad_segs=4)
+    return gpd.GeoSeries(buffered[~is_path], crs=edges.crs), gpd.GeoSeries(buffered[is_path], crs=edges.crs)

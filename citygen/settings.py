@@ -1,0 +1,34 @@
+"""Package-wide defaults. Every value can be overridden by an environment variable.
+
+- ``CITYGEN_DATA_DIR``: where ``citygen data build`` writes when no ``--out`` is given, and where the
+  experiment configs read from (default ``./data/processed``).
+- ``CITYGEN_CACHE_DIR``: downloads from OpenStreetMap (default ``~/.cache/citygen``).
+- ``CITYGEN_RUNS_DIR``: training runs and reports (default ``./runs``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_RESOLUTION_M = 2.0
+DEFAULT_TILE_SIZE = 256
+# Sub-pixels per pixel side when burning polygons: 4 gives coverage fractions in steps of 1/16.
+DEFAULT_SUPERSAMPLE = 4
+# Pixels per side of the windows in which a city is rasterized (bounds peak memory).
+RASTER_WINDOW_PX = 2048
+# Storey height used to turn a `height` tag into levels, and levels assumed where none are tagged.
+STOREY_HEIGHT_M = 3.0
+DEFAULT_LEVELS = 1.0
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("CITYGEN_DATA_DIR", "data/processed"))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CITYGEN_CACHE_DIR", Path.home() / ".cache" / "citygen"))
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("CITYGEN_RUNS_DIR", "runs"))
