@@ -11,7 +11,7 @@ import json
 import logging
 import platform
 import time
-import tracemalloc
+import resource
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -95,7 +95,6 @@ def build_city(spec: CitySpec, out_dir: str | Path, *, force: bool = False) -> C
 
 def _build(spec: CitySpec, path: Path, key: str) -> dict[str, Any]:
     timings: dict[str, float] = {}
-    tracemalloc.start()
     start = time.perf_counter()
     city = load_city(spec)
     timings["load_project"] = time.perf_counter() - start
@@ -138,9 +137,9 @@ def _build(spec: CitySpec, path: Path, key: str) -> dict[str, Any]:
         record["band_means"] = {name: sums[name] / valid_px for name in BAND_NAMES if name != "valid"}
         timings["rasterize_write"] = time.perf_counter() - start
         record["timings_s"] = timings
-        record["peak_python_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+        # peak resident memory of the building process so far (KiB on Linux)
+        record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         dst.update_tags(build_record=json.dumps(record))
-    tracemalloc.stop()
     return record
 
 
@@ -183,6 +182,8 @@ def build_dataset(
         tiles = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=4326)
         with atomic_path(out_dir / "tiles.parquet") as tmp:
             tiles.to_parquet(tmp)
+    if not done:
+        return results
     manifest = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "attribution": OSM_ATTRIBUTION,

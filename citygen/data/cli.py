@@ -135,11 +135,14 @@ def _build(args: argparse.Namespace) -> int:
     )
     print()
     for result in results:
-        print(result.summary())
+        if result.status == "failed":
+            print(f"error: {result.city}: {result.error}", file=sys.stderr)
+        else:
+            print(result.summary())
     failed = [r for r in results if r.status == "failed"]
     print(f"\n{len(results) - len(failed)} of {len(results)} cities ready in {out}/ (tiles.parquet, manifest.json)")
     if failed:
-        print(f"error: {len(failed)} city(ies) failed; see the messages above", file=sys.stderr)
+        print(f"{len(failed)} city(ies) failed: {', '.join(r.city for r in failed)}", file=sys.stderr)
         return 2
     return 0
 

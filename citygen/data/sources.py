@@ -96,6 +96,11 @@ def _load_file(source: FileSource, spec: CitySpec) -> _RawSource:
         return _RawSource(graph=graph, features={}, layers=("streets",), record=record)
     if is_osm_file(path):
         extract = read_osm_file(path, network_type=spec.network_type, layers=set(wanted))
+        if "streets" in wanted and extract.graph is None:
+            raise SourceError(
+                f"{path.name} holds no streets (no highway ways of network type {spec.network_type!r})",
+                "take only other layers from it (`layers: [buildings, ...]`), or use a file with a street network",
+            )
         return _RawSource(graph=extract.graph, features=extract.features, layers=wanted, record=record)
     if name.endswith(VECTOR_SUFFIXES):
         return _RawSource(graph=None, features=_read_vector(path, wanted), layers=wanted, record=record)

@@ -80,8 +80,13 @@ def city_tiles(path: str, spec: CitySpec) -> gpd.GeoDataFrame:
         for col in range(0, width - size + 1, stride)
     ]
     candidates = [c for c in candidates if c[2] > 0 and c[2] >= spec.min_valid_fraction]
-    block_px = spec.split.block_tiles * stride
-    occupied = sorted({(row // block_px, col // block_px) for row, col, _ in candidates})
+    block_tiles = spec.split.block_tiles
+    occupied = sorted({(row // (block_tiles * stride), col // (block_tiles * stride)) for row, col, _ in candidates})
+    if len(occupied) < 3 and block_tiles > 1:
+        # A small city: fall back to one-tile blocks so it still gets val and test tiles.
+        block_tiles = 1
+        occupied = sorted({(row // stride, col // stride) for row, col, _ in candidates})
+    block_px = block_tiles * stride
     block_label = dict(zip(occupied, assign_block_splits(len(occupied), spec.split, city_id=spec.id), strict=True))
     kept: list[tuple[int, int, float, str]] = []
     for row, col, fraction in candidates:
@@ -96,8 +101,8 @@ def city_tiles(path: str, spec: CitySpec) -> gpd.GeoDataFrame:
     kept = _drop_cross_split_overlaps(kept, size)
     records = []
     for row, col, fraction, label in kept:
-        minx, maxy = transform * (col, row)
-        maxx, miny = transform * (col + size, row + size)
+        minx, maxy = transform @ (col, row)
+        maxx, miny = transform @ (col + size, row + size)
         records.append(
             {
                 "tile_id": f"{spec.id}:{row}:{col}",
