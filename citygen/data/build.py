@@ -36,6 +36,8 @@ from citygen.errors import CitygenError, EmptyAreaError
 
 log = logging.getLogger(__name__)
 Executor = Literal["process", "dask"]
+# Bumped whenever the meaning of the rasters changes, so earlier builds are not reused.
+RASTER_FORMAT_VERSION = "2"
 
 
 @dataclass
@@ -60,7 +62,7 @@ class CityResult:
 
 def build_key(spec: CitySpec) -> str:
     """Spec hash plus the hashes of the local source files and the citygen version."""
-    parts = [spec.key(), __version__, *(sha256_file(Path(f.path)) for f in spec.files if Path(f.path).is_file())]
+    parts = [spec.key(), __version__, RASTER_FORMAT_VERSION, *(sha256_file(Path(f.path)) for f in spec.files if Path(f.path).is_file())]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -94,18 +96,18 @@ def build_city(spec: CitySpec, out_dir: str | Path, *, force: bool = False) -> C
 
 
 def _build(spec: CitySpec, path: Path, key: str) -> dict[str, Any]:
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
     city = load_city(spec)
-    timings["load_project"] = time.perf_counter() - start
+    timings = dict(city.timings_s)
     grid = grid_for(city.extent, crs=city.crs, resolution=spec.resolution)
     if grid.width < spec.tile_size or grid.height < spec.tile_size:
         raise EmptyAreaError(
             f"city {spec.id!r}: the area is {grid.width}x{grid.height} px, smaller than one {spec.tile_size}-px tile",
             f"use a smaller tile_size (at most {min(grid.width, grid.height)}), a finer resolution, or a larger area",
         )
+    timings["rasterize"], timings["write"] = 0.0, 0.0
     start = time.perf_counter()
     rasterizer = CityRasterizer(city, grid, supersample=spec.supersample)
+    timings["rasterize"] += time.perf_counter() - start
     present = {band: city.present[layer] for layer, bands in LAYER_BANDS.items() for band in bands}
     present["valid"] = True
     sums = dict.fromkeys(BAND_NAMES, 0.0)
@@ -129,13 +131,16 @@ def _build(spec: CitySpec, path: Path, key: str) -> dict[str, Any]:
     tags = {"city": spec.id, "build_key": key, "spec": spec.to_dict(), "levels_known_share": f"{levels_known:.4f}", "attribution": OSM_ATTRIBUTION}
     with open_writer(path, crs=city.crs, transform=grid.transform, width=grid.width, height=grid.height, present=present, tags=tags) as dst:
         for window in grid.windows():
+            start = time.perf_counter()
             arrays = rasterizer.render(window)
-            write_window(dst, window, arrays)
             for name in BAND_NAMES:
                 sums[name] += float(arrays[name].sum(dtype=np.float64))
+            middle = time.perf_counter()
+            write_window(dst, window, arrays)
+            timings["rasterize"] += middle - start
+            timings["write"] += time.perf_counter() - middle
         valid_px = max(sums["valid"], 1.0)
         record["band_means"] = {name: sums[name] / valid_px for name in BAND_NAMES if name != "valid"}
-        timings["rasterize_write"] = time.perf_counter() - start
         record["timings_s"] = timings
         # peak resident memory of the building process so far (KiB on Linux)
         record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

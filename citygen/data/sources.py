@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class CityLayers:
     extent: shapely.Polygon
     present: dict[str, bool]
     sources: list[dict[str, object]] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)  # "load" (read/download), "project"
 
     @property
     def area_km2(self) -> float:
@@ -70,13 +72,17 @@ def load_city(spec: CitySpec | str) -> CityLayers:
     """Load, project and bound a city. ``spec`` may be a :class:`CitySpec` or a sample id."""
     if isinstance(spec, str):
         spec = parse_city({"id": spec, "sample": spec})
+    start = time.perf_counter()
     if spec.files:
         raws = [_load_file(source, spec) for source in spec.files]
     else:
         from citygen.data.online import download  # imports requests machinery only when needed
 
         raws = [download(spec)]
-    return _assemble(spec, raws)
+    loaded = time.perf_counter()
+    city = _assemble(spec, raws)
+    city.timings_s = {"load": loaded - start, "project": time.perf_counter() - loaded}
+    return city
 
 
 def _load_file(source: FileSource, spec: CitySpec) -> _RawSource:
@@ -173,22 +179,22 @@ def _assemble(spec: CitySpec, raws: list[_RawSource]) -> CityLayers:
     features: dict[str, list[gpd.GeoDataFrame]] = {}
     extent: shapely.Geometry | None = None
     for raw in raws:
-        projected_bounds = []
+        hulls = []
         if raw.graph is not None and raw.graph.number_of_nodes():
             projected = ox.project_graph(raw.graph, to_crs=crs)
             graph = projected if graph is None else nx.compose(graph, projected)
-            xs = [d["x"] for _, d in projected.nodes(data=True)]
-            ys = [d["y"] for _, d in projected.nodes(data=True)]
-            projected_bounds.append((min(xs), min(ys), max(xs), max(ys)))
+            xy = np.array([(d["x"], d["y"]) for _, d in projected.nodes(data=True)])
+            hulls.append(shapely.convex_hull(shapely.multipoints(xy)))
         for name, gdf in raw.features.items():
             gdf = gdf.to_crs(crs)
             features.setdefault(name, []).append(gdf)
-            projected_bounds.append(tuple(gdf.total_bounds))
+            hulls.append(shapely.convex_hull(shapely.union_all(shapely.envelope(gdf.geometry.values))))
         if raw.extent_lonlat is not None:
             source_extent = gpd.GeoSeries([raw.extent_lonlat], crs=4326).to_crs(crs).iloc[0]
-        elif projected_bounds:
-            b = np.array(projected_bounds)
-            source_extent = shapely.box(b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+        elif hulls:
+            # The area a file covers: the convex hull of everything in it (a street graph fetched
+            # around a point or inside a place polygon does not fill its bounding box).
+            source_extent = shapely.convex_hull(shapely.union_all(hulls))
         else:
             continue  # a source with nothing in it constrains nothing
         extent = source_extent if extent is None else extent.intersection(source_extent)
@@ -197,8 +203,11 @@ def _assemble(spec: CitySpec, raws: list[_RawSource]) -> CityLayers:
             f"city {spec.id!r}: the sources do not overlap (or cover zero area)",
             "give files that cover the same area, or build them as separate cities",
         )
-    if not isinstance(extent, shapely.Polygon):
-        extent = extent.envelope
+    if not isinstance(extent, shapely.Polygon) or extent.area <= 0:
+        raise EmptyAreaError(
+            f"city {spec.id!r}: the data covers no area (a single point or line)",
+            "give sources that cover an area, or a bbox / point with a distance",
+        )
     merged = {
         name: gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
         for name, frames in features.items()
