@@ -69,7 +69,16 @@ def _one_city(spec, out_dir: str, queue) -> None:
     timings = dict(result.record["timings_s"], tile=time.perf_counter() - start)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     bare_1, bare_k = _bare_rasterize(spec)
-    queue.put({"city": spec.id, "timings": timings, "km2": result.record["area_km2"], "peak_mb": peak_mb, "bare_1": bare_1, "bare_k": bare_k})
+    queue.put(
+        {
+            "city": spec.id,
+            "timings": timings,
+            "km2": result.record["area_km2"],
+            "peak_mb": peak_mb,
+            "bare_1": bare_1,
+            "bare_k": bare_k,
+        }
+    )
 
 
 def _in_fresh_process(spec, out_dir: str) -> dict:
@@ -109,7 +118,10 @@ def _large_area_spec(tmp: Path):
     ox.save_graphml(mosaic, path)
     west = min(d["x"] for _, d in mosaic.nodes(data=True))
     south = min(d["y"] for _, d in mosaic.nodes(data=True))
-    return parse_city({"id": "large_20km", "files": [{"path": str(path), "layers": ["streets"]}]}), (west, south)
+    return parse_city({"id": "large_20km", "files": [{"path": str(path), "layers": ["streets"]}]}), (
+        west,
+        south,
+    )
 
 
 def main() -> None:
@@ -125,7 +137,9 @@ def main() -> None:
     if args.cities:
         specs = [s for s in specs if s.id in args.cities.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"{'city':<24}{'load':>6}{'proj':>6}{'rast':>7}{'write':>7}{'tile':>6}{'km2':>8}{'km2/s':>8}{'peak MB':>9}{'vs bare 1x':>11}{'vs bare 4x':>11}")
+        print(
+            f"{'city':<24}{'load':>6}{'proj':>6}{'rast':>7}{'write':>7}{'tile':>6}{'km2':>8}{'km2/s':>8}{'peak MB':>9}{'vs bare 1x':>11}{'vs bare 4x':>11}"
+        )
         for spec in specs:
             r = _in_fresh_process(spec, tmp)
             if "error" in r:
@@ -140,11 +154,15 @@ def main() -> None:
         start = time.perf_counter()
         results = build_dataset(specs, Path(tmp) / "all", workers=args.workers, progress=False)
         wall = time.perf_counter() - start
-        print(f"\nall {len(results)} samples with --workers {args.workers}: {wall:.1f} s wall (target < 120 s on 2 cores)")
+        print(
+            f"\nall {len(results)} samples with --workers {args.workers}: {wall:.1f} s wall (target < 120 s on 2 cores)"
+        )
         if args.large:
             spec, _ = _large_area_spec(Path(tmp))
             r = _in_fresh_process(spec, tmp)
-            print(f"20 km x 20 km at 2 m: {r.get('km2', float('nan')):.0f} km2 valid, peak {r.get('peak_mb', float('nan')):.0f} MB (target < 3072 MB), {sum(r.get('timings', {}).values()):.1f} s")
+            print(
+                f"20 km x 20 km at 2 m: {r.get('km2', float('nan')):.0f} km2 valid, peak {r.get('peak_mb', float('nan')):.0f} MB (target < 3072 MB), {sum(r.get('timings', {}).values()):.1f} s"
+            )
     sys.stdout.flush()
 
 

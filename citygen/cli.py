@@ -14,8 +14,14 @@ from citygen.errors import CitygenError
 
 # subcommand -> (module with main(argv) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("citygen.data.cli", "build rasters and tile datasets from OpenStreetMap (samples, build, info, bands)"),
-    "metrics": ("citygen.metrics.cli", "urban metrics and A Pattern Language rules for samples, files or GeoTIFFs"),
+    "data": (
+        "citygen.data.cli",
+        "build rasters and tile datasets from OpenStreetMap (samples, build, info, bands)",
+    ),
+    "metrics": (
+        "citygen.metrics.cli",
+        "urban metrics and A Pattern Language rules for samples, files or GeoTIFFs",
+    ),
     "fit": ("citygen.training", "train a model from YAML configs (LightningCLI)"),
     "validate": ("citygen.training", "validate a model (LightningCLI)"),
     "test": ("citygen.training", "test a model on the test split (LightningCLI)"),

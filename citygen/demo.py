@@ -16,15 +16,24 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "data" / "samples.yam
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="citygen demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="citygen demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", type=Path, default=CONFIG, help="build config (default: every shipped sample)")
     parser.add_argument("--data", type=Path, default=None, help=f"dataset folder (default {settings.data_dir()})")
-    parser.add_argument("--out", type=Path, default=None, help=f"report folder (default {settings.runs_dir() / 'demo'})")
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"report folder (default {settings.runs_dir() / 'demo'})"
+    )
     parser.add_argument("--workers", type=int, default=2, help="cities built in parallel (default 2)")
     return parser
 
 
-def preview(data: Path, out: Path, *, cities: tuple[str, ...] = ("houston_montrose", "cph_vesterbro", "helsinki_center")) -> Path:
+def preview(
+    data: Path,
+    out: Path,
+    *,
+    cities: tuple[str, ...] = ("houston_montrose", "cph_vesterbro", "helsinki_center"),
+) -> Path:
     """A PNG with a few training tiles of each city side by side."""
     import matplotlib
 

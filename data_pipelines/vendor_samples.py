@@ -51,12 +51,19 @@ COPIES = {
 }
 # Real recorded Overpass responses, used by the tests of the online download path.
 RECORDED_RESPONSES = {
-    "san_francisco": ["sf_downtown_streets_2017.overpass.json.gz", "sf_parnassus_buildings_2017.overpass.json.gz"]
+    "san_francisco": [
+        "sf_downtown_streets_2017.overpass.json.gz",
+        "sf_parnassus_buildings_2017.overpass.json.gz",
+    ]
 }
 
 
 def _unwrap(value: object) -> object:
-    values = [v for v in list(value) if v is not None and str(v) != "nan"] if hasattr(value, "__len__") and not isinstance(value, str) else [value]
+    values = (
+        [v for v in list(value) if v is not None and str(v) != "nan"]
+        if hasattr(value, "__len__") and not isinstance(value, str)
+        else [value]
+    )
     if not values:
         return None
     return values[0] if len(values) == 1 else [str(v) for v in values]

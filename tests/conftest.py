@@ -24,7 +24,9 @@ _real_connect = socket.socket.connect
 
 def _loopback_only(self: socket.socket, address: object) -> object:
     host = address[0] if isinstance(address, tuple) else address
-    if self.family == socket.AF_UNIX or (isinstance(host, str) and (host.startswith("127.") or host in ("localhost", "::1"))):
+    if self.family == socket.AF_UNIX or (
+        isinstance(host, str) and (host.startswith("127.") or host in ("localhost", "::1"))
+    ):
         return _real_connect(self, address)
     raise OSError(f"tests must not use the network (tried to connect to {address})")
 

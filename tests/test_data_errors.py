@@ -43,16 +43,24 @@ def _assert_clean(out: Path) -> None:
         ("cities:\n  - {id: x, sample: cph_vesterbro, resolution: -2}\n", "resolution must be positive"),
         ("cities:\n  - {id: x, sample: cph_vesterbro, tile_size: 4096}\n", "smaller than one 4096-px tile"),
         ("cities:\n  - {id: x, sample: cph_vesterbro, resolutoin: 2}\n", "unknown key 'resolutoin'"),
-        ("defaults: {tile_sise: 128}\ncities:\n  - {id: x, sample: cph_vesterbro}\n", "unknown key 'tile_sise'"),
+        (
+            "defaults: {tile_sise: 128}\ncities:\n  - {id: x, sample: cph_vesterbro}\n",
+            "unknown key 'tile_sise'",
+        ),
         ("cities:\n  - {id: x, place: 'Houston, Texas'}\n", "network is unreachable"),
         ("cities:\n  - {id: x, sample: cph_vesterbro, place: 'Copenhagen'}\n", "exactly one source"),
         ("cities:\n  - {id: x, files: [{path: PARNASSUS, layers: [streets]}]}\n", "holds no streets"),
     ],
 )
-def test_bad_input_gets_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, expected: str) -> None:
+def test_bad_input_gets_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, expected: str
+) -> None:
     body = body.replace("PARNASSUS", str(samples_dir() / "san_francisco" / "sf_parnassus_buildings_2017.osm.bz2"))
     out = tmp_path / "out"
-    code, err = _run(["data", "build", "--config", str(_write_config(tmp_path, body)), "--out", str(out), "--no-progress"], capsys)
+    code, err = _run(
+        ["data", "build", "--config", str(_write_config(tmp_path, body)), "--out", str(out), "--no-progress"],
+        capsys,
+    )
     assert code == 2
     assert expected in err
     assert "Traceback" not in err
@@ -61,7 +69,15 @@ def test_bad_input_gets_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_suggestions_name_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = _run(["data", "build", "--config", str(_write_config(tmp_path, "cities:\n  - {id: x, sample: cph_vesterbro, tile_sise: 128}\n"))], capsys)
+    code, err = _run(
+        [
+            "data",
+            "build",
+            "--config",
+            str(_write_config(tmp_path, "cities:\n  - {id: x, sample: cph_vesterbro, tile_sise: 128}\n")),
+        ],
+        capsys,
+    )
     assert code == 2 and "did you mean 'tile_size'" in err
     code, err = _run(["data", "build", "--config", str(tmp_path / "nope.yaml")], capsys)
     assert code == 2 and "config file not found" in err
@@ -72,7 +88,9 @@ def test_corrupt_file_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[
     data = (samples_dir() / "san_francisco" / "sf_downtown_streets_2017.osm.bz2").read_bytes()
     broken.write_bytes(data[: len(data) // 3])
     out = tmp_path / "out"
-    code, err = _run(["data", "build", "--id", "broken", "--file", str(broken), "--out", str(out), "--no-progress"], capsys)
+    code, err = _run(
+        ["data", "build", "--id", "broken", "--file", str(broken), "--out", str(out), "--no-progress"], capsys
+    )
     assert code == 2 and "cannot read broken.osm.bz2" in err and "Traceback" not in err
     _assert_clean(out)
 
@@ -97,7 +115,11 @@ def test_crash_during_write_leaves_nothing_half_written(tmp_path: Path, monkeypa
 
 
 def test_rerun_skips_complete_cities_and_rebuilds_corrupt_ones(tmp_path: Path) -> None:
-    specs = [s for s in load_config(ROOT / "configs" / "data" / "samples.yaml") if s.id in ("houston_museum_district", "cph_indre_by_buildings")]
+    specs = [
+        s
+        for s in load_config(ROOT / "configs" / "data" / "samples.yaml")
+        if s.id in ("houston_museum_district", "cph_indre_by_buildings")
+    ]
     first = build_dataset(specs, tmp_path, progress=False)
     assert [r.status for r in first] == ["built", "built"]
     second = build_dataset(specs, tmp_path, progress=False)
@@ -136,7 +158,9 @@ def test_local_file_formats(tmp_path: Path) -> None:
     from citygen.data.sources import load_city
 
     plain = tmp_path / "sf.osm"
-    plain.write_bytes(bz2.decompress((samples_dir() / "san_francisco" / "sf_downtown_streets_2017.osm.bz2").read_bytes()))
+    plain.write_bytes(
+        bz2.decompress((samples_dir() / "san_francisco" / "sf_downtown_streets_2017.osm.bz2").read_bytes())
+    )
     city = load_city(parse_city({"id": "sf", "files": [str(plain)]}))
     assert city.graph is not None and city.graph.number_of_nodes() > 500
     gz = tmp_path / "kotka.osm.pbf"

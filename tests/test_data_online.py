@@ -51,7 +51,11 @@ def overpass() -> responses.RequestsMock:
         return 200, {"Content-Type": "application/json"}, json.dumps(body)
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add(responses.GET, "https://8.8.8.8/resolve?name=overpass-api.de", json={"Status": 0, "Answer": [{"data": "127.0.0.1"}]})
+        mock.add(
+            responses.GET,
+            "https://8.8.8.8/resolve?name=overpass-api.de",
+            json={"Status": 0, "Answer": [{"data": "127.0.0.1"}]},
+        )
         mock.add(responses.GET, "https://overpass-api.de/api/status", body=STATUS)
         mock.add_callback(responses.POST, "https://overpass-api.de/api/interpreter", callback=interpreter)
         mock.queries = queries  # type: ignore[attr-defined]
@@ -67,7 +71,7 @@ def test_bbox_download_builds_and_is_cached(overpass: responses.RequestsMock, tm
     results = build_dataset([spec], tmp_path, progress=False)
     assert results[0].status == "built", results[0].error
     assert _interpreter_calls(overpass) == 1
-    assert 'highway' in overpass.queries[0] and "37.77" in overpass.queries[0]
+    assert "highway" in overpass.queries[0] and "37.77" in overpass.queries[0]
     raster = read_raster(tmp_path / "sf_download.tif")
     assert raster.crs.to_epsg() == 32610 and raster.bands["streets"].mean() > 0.02
     # a second build, even a forced rebuild, reads the download cache: no HTTP request at all
@@ -77,7 +81,14 @@ def test_bbox_download_builds_and_is_cached(overpass: responses.RequestsMock, tm
 
 
 def test_features_download_gives_buildings_with_levels(overpass: responses.RequestsMock) -> None:
-    spec = parse_city({"id": "parnassus", "bbox": BUILDINGS_BBOX, "layers": ["buildings", "amenities"], "osm_date": "2017-10-20T00:00:00Z"})
+    spec = parse_city(
+        {
+            "id": "parnassus",
+            "bbox": BUILDINGS_BBOX,
+            "layers": ["buildings", "amenities"],
+            "osm_date": "2017-10-20T00:00:00Z",
+        }
+    )
     city = load_city(spec)
     assert _interpreter_calls(overpass) == 1
     assert '[date:"2017-10-20T00:00:00Z"]' in overpass.queries[0]

@@ -33,7 +33,12 @@ def test_process_workers_and_dask_cluster_match_serial(tmp_path: Path) -> None:
 
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster):
-        on_dask = build_dataset(_specs(), tmp_path / "dask", executor="dask", scheduler=cluster.scheduler_address, progress=False)
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster),
+    ):
+        on_dask = build_dataset(
+            _specs(), tmp_path / "dask", executor="dask", scheduler=cluster.scheduler_address, progress=False
+        )
     assert all(r.status == "built" for r in on_dask), [r.error for r in on_dask]
     _same_rasters(tmp_path / "serial", tmp_path / "dask")

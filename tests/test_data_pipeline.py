@@ -36,9 +36,27 @@ def _sample_specs(ids: tuple[str, ...]) -> list:
 
 def test_registry_has_houston_copenhagen_and_every_city() -> None:
     ids = {s.id for s in list_samples()}
-    assert {"houston_montrose", "houston_museum_district", "cph_vesterbro", "cph_indre_by_streets", "cph_indre_by_buildings"} <= ids
+    assert {
+        "houston_montrose",
+        "houston_museum_district",
+        "cph_vesterbro",
+        "cph_indre_by_streets",
+        "cph_indre_by_buildings",
+    } <= ids
     cities = {s.city.split(",")[0] for s in list_samples()}
-    for city in ("Houston", "Copenhagen", "Grenoble", "Helsinki", "Kotka", "Monaco", "Aguascalientes", "Campo Grande", "New York", "San Francisco", "Mountain View and Los Altos"):
+    for city in (
+        "Houston",
+        "Copenhagen",
+        "Grenoble",
+        "Helsinki",
+        "Kotka",
+        "Monaco",
+        "Aguascalientes",
+        "Campo Grande",
+        "New York",
+        "San Francisco",
+        "Mountain View and Los Altos",
+    ):
         assert city in cities
     for sample in list_samples():
         for path, _ in sample.files:
@@ -136,7 +154,18 @@ def test_tile_index_and_spatial_splits(built_samples: Path) -> None:
     assert not tiles_overlap_across_splits(tiles)
     assert tiles["tile_id"].is_unique
     assert (tiles["valid_fraction"] >= 0.5).all()
-    for column in ("city", "path", "row_off", "col_off", "height", "width", "crs", "minx", "maxy", "present_streets"):
+    for column in (
+        "city",
+        "path",
+        "row_off",
+        "col_off",
+        "height",
+        "width",
+        "crs",
+        "minx",
+        "maxy",
+        "present_streets",
+    ):
         assert column in tiles
     houston = tiles[tiles["city"] == "houston_montrose"]
     assert set(houston["split"]) == {"train", "val", "test"}
@@ -146,7 +175,9 @@ def test_tile_index_and_spatial_splits(built_samples: Path) -> None:
 
 
 def test_overlapping_tiles_never_cross_splits(tmp_path: Path) -> None:
-    spec = parse_city({"id": "cph", "sample": "cph_vesterbro", "tile_size": 128, "stride": 64, "split": {"block_tiles": 3}})
+    spec = parse_city(
+        {"id": "cph", "sample": "cph_vesterbro", "tile_size": 128, "stride": 64, "split": {"block_tiles": 3}}
+    )
     build_dataset([spec], tmp_path, progress=False)
     tiles = gpd.read_parquet(tmp_path / "tiles.parquet")
     assert len(tiles) > 100 and set(tiles["split"]) == {"train", "val", "test"}
@@ -154,7 +185,9 @@ def test_overlapping_tiles_never_cross_splits(tmp_path: Path) -> None:
     # and the check itself sees an overlap when one exists
     leaked = tiles.copy()
     first_test = leaked.index[leaked["split"] == "test"][0]
-    leaked.loc[leaked.index[leaked["split"] == "train"][0], ["row_off", "col_off"]] = leaked.loc[first_test, ["row_off", "col_off"]].to_numpy() + 10
+    leaked.loc[leaked.index[leaked["split"] == "train"][0], ["row_off", "col_off"]] = (
+        leaked.loc[first_test, ["row_off", "col_off"]].to_numpy() + 10
+    )
     assert tiles_overlap_across_splits(leaked)
 
 

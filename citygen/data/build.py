@@ -10,8 +10,8 @@ import hashlib
 import json
 import logging
 import platform
-import time
 import resource
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -62,7 +62,12 @@ class CityResult:
 
 def build_key(spec: CitySpec) -> str:
     """Spec hash plus the hashes of the local source files and the citygen version."""
-    parts = [spec.key(), __version__, RASTER_FORMAT_VERSION, *(sha256_file(Path(f.path)) for f in spec.files if Path(f.path).is_file())]
+    parts = [
+        spec.key(),
+        __version__,
+        RASTER_FORMAT_VERSION,
+        *(sha256_file(Path(f.path)) for f in spec.files if Path(f.path).is_file()),
+    ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -112,7 +117,9 @@ def _build(spec: CitySpec, path: Path, key: str) -> dict[str, Any]:
     present["valid"] = True
     sums = dict.fromkeys(BAND_NAMES, 0.0)
     buildings = city.features.get("buildings")
-    levels_known = float(buildings["levels"].notna().mean()) if buildings is not None and len(buildings) else float("nan")
+    levels_known = (
+        float(buildings["levels"].notna().mean()) if buildings is not None and len(buildings) else float("nan")
+    )
     record: dict[str, Any] = {
         "city": spec.id,
         "spec": spec.to_dict(),
@@ -128,8 +135,22 @@ def _build(spec: CitySpec, path: Path, key: str) -> dict[str, Any]:
         "levels_known_share": levels_known,
         "attribution": OSM_ATTRIBUTION,
     }
-    tags = {"city": spec.id, "build_key": key, "spec": spec.to_dict(), "levels_known_share": f"{levels_known:.4f}", "attribution": OSM_ATTRIBUTION}
-    with open_writer(path, crs=city.crs, transform=grid.transform, width=grid.width, height=grid.height, present=present, tags=tags) as dst:
+    tags = {
+        "city": spec.id,
+        "build_key": key,
+        "spec": spec.to_dict(),
+        "levels_known_share": f"{levels_known:.4f}",
+        "attribution": OSM_ATTRIBUTION,
+    }
+    with open_writer(
+        path,
+        crs=city.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        present=present,
+        tags=tags,
+    ) as dst:
         for window in grid.windows():
             start = time.perf_counter()
             arrays = rasterizer.render(window)
@@ -150,7 +171,17 @@ def _build(spec: CitySpec, path: Path, key: str) -> dict[str, Any]:
 
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "gdal": rasterio.__gdal_version__}
-    for name in ("citygen", "osmnx", "geopandas", "shapely", "rasterio", "osmium", "numpy", "pyproj", "networkx"):
+    for name in (
+        "citygen",
+        "osmnx",
+        "geopandas",
+        "shapely",
+        "rasterio",
+        "osmium",
+        "numpy",
+        "pyproj",
+        "networkx",
+    ):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -173,7 +204,16 @@ def build_dataset(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    results = _run(specs, out_dir, workers=workers, executor=executor, scheduler=scheduler, force=force, progress=progress, on_result=on_result)
+    results = _run(
+        specs,
+        out_dir,
+        workers=workers,
+        executor=executor,
+        scheduler=scheduler,
+        force=force,
+        progress=progress,
+        on_result=on_result,
+    )
     done = [r for r in results if r.status != "failed"]
     tile_start = time.perf_counter()
     frames = []
@@ -182,7 +222,9 @@ def build_dataset(
         t0 = time.perf_counter()
         frames.append(city_tiles(str(result.path), spec))
         result.record.setdefault("timings_s", {})["tile"] = time.perf_counter() - t0
-        result.record["tiles"] = {split: int((frames[-1]["split"] == split).sum()) for split in ("train", "val", "test")}
+        result.record["tiles"] = {
+            split: int((frames[-1]["split"] == split).sum()) for split in ("train", "val", "test")
+        }
     if frames:
         tiles = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=4326)
         with atomic_path(out_dir / "tiles.parquet") as tmp:
@@ -218,9 +260,16 @@ def _run(specs, out_dir, *, workers, executor, scheduler, force, progress, on_re
 
     try:
         if executor == "dask":
-            from distributed import Client, LocalCluster, as_completed as dask_completed
+            from distributed import Client, LocalCluster
+            from distributed import as_completed as dask_completed
 
-            cluster = None if scheduler else LocalCluster(n_workers=max(workers, 1), threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = (
+                None
+                if scheduler
+                else LocalCluster(
+                    n_workers=max(workers, 1), threads_per_worker=1, processes=True, dashboard_address=None
+                )
+            )
             with Client(scheduler or cluster) as client:
                 futures = [client.submit(build_city, spec, out_dir, force=force, pure=False) for spec in specs]
                 for future in dask_completed(futures):

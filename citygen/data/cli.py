@@ -15,8 +15,7 @@ from citygen.errors import ConfigError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="citygen data",
-        description="Turn cities into georeferenced rasters and a tile dataset. "
-        f"OpenStreetMap data {OSM_ATTRIBUTION}.",
+        description=f"Turn cities into georeferenced rasters and a tile dataset. OpenStreetMap data {OSM_ATTRIBUTION}.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -30,23 +29,56 @@ def _parser() -> argparse.ArgumentParser:
         "DIR/manifest.json. Cities already built from the same spec and files are skipped. Either give "
         "--config, or describe one city with --id and one of --sample/--place/--bbox/--point/--file.",
     )
-    build.add_argument("--config", type=Path, help="YAML build config (`defaults` + `cities`), e.g. configs/data/samples.yaml")
-    build.add_argument("--out", type=Path, default=None, help=f"output folder (default: {settings.data_dir()}, or $CITYGEN_DATA_DIR)")
+    build.add_argument(
+        "--config",
+        type=Path,
+        help="YAML build config (`defaults` + `cities`), e.g. configs/data/samples.yaml",
+    )
+    build.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"output folder (default: {settings.data_dir()}, or $CITYGEN_DATA_DIR)",
+    )
     build.add_argument("--cities", help="comma-separated city ids: build only these cities of the config")
     build.add_argument("--workers", type=int, default=1, help="cities built in parallel (default 1)")
-    build.add_argument("--executor", choices=["process", "dask"], default="process", help="local processes, or a Dask cluster")
-    build.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786); without it a local Dask cluster is started")
+    build.add_argument(
+        "--executor",
+        choices=["process", "dask"],
+        default="process",
+        help="local processes, or a Dask cluster",
+    )
+    build.add_argument(
+        "--scheduler",
+        help="Dask scheduler address (tcp://host:8786); without it a local Dask cluster is started",
+    )
     build.add_argument("--force", action="store_true", help="rebuild cities even if their GeoTIFF is up to date")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     one = build.add_argument_group("a single city without a config")
     one.add_argument("--id", help="city id (file name of its GeoTIFF)")
     one.add_argument("--sample", help="a shipped sample id (see `citygen data samples`)")
     one.add_argument("--place", help='an OSM place name, e.g. "Frederiksberg, Denmark" (needs internet)')
-    one.add_argument("--bbox", type=float, nargs=4, metavar=("WEST", "SOUTH", "EAST", "NORTH"), help="bbox in degrees (needs internet)")
-    one.add_argument("--point", type=float, nargs=2, metavar=("LAT", "LON"), help="centre point in degrees (needs internet)")
+    one.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        metavar=("WEST", "SOUTH", "EAST", "NORTH"),
+        help="bbox in degrees (needs internet)",
+    )
+    one.add_argument(
+        "--point",
+        type=float,
+        nargs=2,
+        metavar=("LAT", "LON"),
+        help="centre point in degrees (needs internet)",
+    )
     one.add_argument("--dist", type=float, help="half-width in metres around --point (default 1000)")
-    one.add_argument("--file", action="append", type=str, help="local .osm/.osm.pbf/.graphml/.geojson file (repeatable)")
-    one.add_argument("--network-type", choices=["all", "drive", "walk", "bike"], help="street network type (default all)")
+    one.add_argument(
+        "--file", action="append", type=str, help="local .osm/.osm.pbf/.graphml/.geojson file (repeatable)"
+    )
+    one.add_argument(
+        "--network-type", choices=["all", "drive", "walk", "bike"], help="street network type (default all)"
+    )
     one.add_argument("--resolution", type=float, help="metres per pixel (default 2)")
     one.add_argument("--tile-size", type=int, help="tile size in pixels (default 256)")
     one.add_argument("--osm-date", help="OSM snapshot date for downloads, e.g. 2024-01-01T00:00:00Z")
@@ -54,7 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("bands", help="describe the band vocabulary of citygen rasters")
 
     info = sub.add_parser("info", help="describe a built dataset folder or one GeoTIFF")
-    info.add_argument("path", type=Path, nargs="?", default=None, help=f"dataset folder or .tif (default {settings.data_dir()})")
+    info.add_argument(
+        "path",
+        type=Path,
+        nargs="?",
+        default=None,
+        help=f"dataset folder or .tif (default {settings.data_dir()})",
+    )
     return parser
 
 
@@ -84,7 +122,9 @@ def _samples(args: argparse.Namespace) -> int:
     for s in samples:
         extent = f"{s.extent_km[0]:.1f} x {s.extent_km[1]:.1f}"
         print(f"{s.id:<24}{s.city[:31]:<32}{extent:<13}{','.join(s.layers):<58}{s.source}")
-    print(f"\n{len(samples)} samples; data {OSM_ATTRIBUTION}. Build them all: citygen data build --config configs/data/samples.yaml")
+    print(
+        f"\n{len(samples)} samples; data {OSM_ATTRIBUTION}. Build them all: citygen data build --config configs/data/samples.yaml"
+    )
     return 0
 
 
@@ -94,10 +134,19 @@ def _single_city(args: argparse.Namespace) -> dict[str, object] | None:
         return None
     city: dict[str, object] = {"id": args.id or args.sample}
     if not city["id"]:
-        raise ConfigError("a single-city build needs --id", "for example: citygen data build --id delft --place 'Delft, Netherlands'")
+        raise ConfigError(
+            "a single-city build needs --id",
+            "for example: citygen data build --id delft --place 'Delft, Netherlands'",
+        )
     for key, value in given.items():
         city["files" if key == "file" else key] = list(value) if isinstance(value, (list, tuple)) else value
-    for flag, key in (("dist", "dist"), ("network_type", "network_type"), ("resolution", "resolution"), ("tile_size", "tile_size"), ("osm_date", "osm_date")):
+    for flag, key in (
+        ("dist", "dist"),
+        ("network_type", "network_type"),
+        ("resolution", "resolution"),
+        ("tile_size", "tile_size"),
+        ("osm_date", "osm_date"),
+    ):
         if getattr(args, flag) is not None:
             city[key] = getattr(args, flag)
     if args.tile_size is not None:
@@ -113,13 +162,19 @@ def _build(args: argparse.Namespace) -> int:
     if single is not None and args.config is not None:
         raise ConfigError("give either --config or a single city (--sample/--place/--bbox/--point/--file), not both")
     if single is None and args.config is None:
-        raise ConfigError("nothing to build", "pass --config configs/data/samples.yaml, or --id NAME with --sample/--place/--bbox/--point/--file")
+        raise ConfigError(
+            "nothing to build",
+            "pass --config configs/data/samples.yaml, or --id NAME with --sample/--place/--bbox/--point/--file",
+        )
     specs = [parse_city(single, base_dir=Path.cwd())] if single is not None else load_config(args.config)
     if args.cities:
         wanted = [c.strip() for c in args.cities.split(",") if c.strip()]
         unknown = [c for c in wanted if c not in {s.id for s in specs}]
         if unknown:
-            raise ConfigError(f"--cities names ids not in the config: {unknown}", f"known ids: {', '.join(s.id for s in specs)}")
+            raise ConfigError(
+                f"--cities names ids not in the config: {unknown}",
+                f"known ids: {', '.join(s.id for s in specs)}",
+            )
         specs = [s for s in specs if s.id in wanted]
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
@@ -155,7 +210,10 @@ def _info(path: Path) -> int:
     if path.is_dir():
         index = path / "tiles.parquet"
         if not index.is_file():
-            raise ConfigError(f"{path} holds no tiles.parquet", "build a dataset first: citygen data build --config configs/data/samples.yaml")
+            raise ConfigError(
+                f"{path} holds no tiles.parquet",
+                "build a dataset first: citygen data build --config configs/data/samples.yaml",
+            )
         tiles = gpd.read_parquet(index)
         counts = tiles.groupby(["city", "split"]).size().unstack(fill_value=0)
         print(f"{path}: {len(tiles)} tiles of {tiles['height'].iloc[0]} px in {tiles['city'].nunique()} cities")

@@ -63,7 +63,10 @@ class CityTileDataset(Dataset[Sample]):
         if cities is not None:
             missing = sorted(set(cities) - set(tiles["city"]))
             if missing:
-                raise ConfigError(f"cities {missing} have no tiles in {self.root}", f"available: {', '.join(sorted(set(tiles['city'])))}")
+                raise ConfigError(
+                    f"cities {missing} have no tiles in {self.root}",
+                    f"available: {', '.join(sorted(set(tiles['city'])))}",
+                )
             tiles = tiles[tiles["city"].isin(list(cities))]
         self.tiles = tiles.reset_index(drop=True)
         self.transforms = transforms
@@ -92,7 +95,9 @@ class CityTileDataset(Dataset[Sample]):
 
     def __getitem__(self, index: int) -> Sample:
         tile = self.tiles.iloc[index]
-        array = self.read_window(tile["path"], int(tile["row_off"]), int(tile["col_off"]), int(tile["height"]), int(tile["width"]))
+        array = self.read_window(
+            tile["path"], int(tile["row_off"]), int(tile["col_off"]), int(tile["height"]), int(tile["width"])
+        )
         sample: Sample = {
             "image": torch.from_numpy(np.ascontiguousarray(array)),
             "bands": self.bands,
@@ -111,7 +116,9 @@ class CityTileDataset(Dataset[Sample]):
 
     def plot(self, sample: Sample, *, title: str | None = None):  # -> matplotlib Figure
         """Render a sample: a colour composite of the layout plus each channel."""
-        return plot_layout(sample["image"], bands=sample["bands"], title=title or f"{sample['city']} {sample['tile_id']}")
+        return plot_layout(
+            sample["image"], bands=sample["bands"], title=title or f"{sample['city']} {sample['tile_id']}"
+        )
 
 
 # Colours of the composite: later entries are drawn over earlier ones.
@@ -148,7 +155,12 @@ def plot_layout(image: torch.Tensor | np.ndarray, *, bands: Sequence[str], title
     axes[0, 0].imshow(composite(array, bands))
     axes[0, 0].set_title("layout")
     for ax, name in zip(axes[0, 1:], shown, strict=True):
-        ax.imshow(array[list(bands).index(name)], cmap="magma", vmin=0, vmax=max(1.0, float(array[list(bands).index(name)].max())))
+        ax.imshow(
+            array[list(bands).index(name)],
+            cmap="magma",
+            vmin=0,
+            vmax=max(1.0, float(array[list(bands).index(name)].max())),
+        )
         ax.set_title(name)
     for ax in axes[0]:
         ax.set_xticks([])

@@ -56,7 +56,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def open_writer(
-    path: Path, *, crs: CRS, transform: Affine, width: int, height: int, present: Mapping[str, bool], tags: Mapping[str, object]
+    path: Path,
+    *,
+    crs: CRS,
+    transform: Affine,
+    width: int,
+    height: int,
+    present: Mapping[str, bool],
+    tags: Mapping[str, object],
 ) -> Iterator[rasterio.io.DatasetWriter]:
     """Open an atomic GeoTIFF writer holding every band of the vocabulary, with names and tags set."""
     profile = {
@@ -77,7 +84,10 @@ def open_writer(
         "interleave": "band",
     }
     with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.update_tags(**{k: v if isinstance(v, str) else json.dumps(v) for k, v in tags.items()}, citygen_version=__version__)
+        dst.update_tags(
+            **{k: v if isinstance(v, str) else json.dumps(v) for k, v in tags.items()},
+            citygen_version=__version__,
+        )
         for i, name in enumerate(BAND_NAMES, start=1):
             dst.set_band_description(i, name)
             dst.update_tags(i, name=name, unit=band(name).unit, present=str(bool(present.get(name, False))).lower())
@@ -89,11 +99,27 @@ def write_window(dst: rasterio.io.DatasetWriter, window: Window, arrays: Mapping
         dst.write(arrays[name].astype(np.float32, copy=False), i, window=window)
 
 
-def write_raster(path: Path, arrays: Mapping[str, np.ndarray], *, crs: CRS, transform: Affine, present: Mapping[str, bool], tags: Mapping[str, object] | None = None) -> Path:
+def write_raster(
+    path: Path,
+    arrays: Mapping[str, np.ndarray],
+    *,
+    crs: CRS,
+    transform: Affine,
+    present: Mapping[str, bool],
+    tags: Mapping[str, object] | None = None,
+) -> Path:
     """Write whole band arrays (e.g. a generated layout) as a citygen GeoTIFF. Missing bands are zeros."""
     shape = next(iter(arrays.values())).shape
     full = {name: arrays.get(name, np.zeros(shape, np.float32)) for name in BAND_NAMES}
-    with open_writer(Path(path), crs=crs, transform=transform, width=shape[1], height=shape[0], present=present, tags=tags or {}) as dst:
+    with open_writer(
+        Path(path),
+        crs=crs,
+        transform=transform,
+        width=shape[1],
+        height=shape[0],
+        present=present,
+        tags=tags or {},
+    ) as dst:
         write_window(dst, Window(0, 0, shape[1], shape[0]), full)
     return Path(path)
 
@@ -111,7 +137,10 @@ def read_raster(path: str | Path, *, window: Window | None = None, bands: list[s
         with rasterio.open(path) as src:
             names = list(src.descriptions)
             if any(name is None for name in names):
-                raise SourceError(f"{path.name} has unnamed bands", "read rasters written by citygen (band descriptions name the bands)")
+                raise SourceError(
+                    f"{path.name} has unnamed bands",
+                    "read rasters written by citygen (band descriptions name the bands)",
+                )
             wanted = bands or names
             missing = [name for name in wanted if name not in names]
             if missing:

@@ -48,28 +48,72 @@ _EXCLUDED: dict[str, frozenset[str]] = {
     "all": frozenset({"abandoned", "construction", "no", "planned", "platform", "proposed", "raceway", "razed"}),
     "drive": frozenset(
         {
-            "abandoned", "bridleway", "bus_guideway", "construction", "corridor", "cycleway", "elevator",
-            "escalator", "footway", "no", "path", "pedestrian", "planned", "platform", "proposed",
-            "raceway", "razed", "service", "steps", "track",
+            "abandoned",
+            "bridleway",
+            "bus_guideway",
+            "construction",
+            "corridor",
+            "cycleway",
+            "elevator",
+            "escalator",
+            "footway",
+            "no",
+            "path",
+            "pedestrian",
+            "planned",
+            "platform",
+            "proposed",
+            "raceway",
+            "razed",
+            "service",
+            "steps",
+            "track",
         }
-    ),  # fmt: skip
+    ),
     "walk": frozenset(
-        {"abandoned", "construction", "motor", "motorway", "motorway_link", "no", "planned", "platform",
-         "proposed", "raceway", "razed", "trunk", "trunk_link"}
-    ),  # fmt: skip
+        {
+            "abandoned",
+            "construction",
+            "motor",
+            "motorway",
+            "motorway_link",
+            "no",
+            "planned",
+            "platform",
+            "proposed",
+            "raceway",
+            "razed",
+            "trunk",
+            "trunk_link",
+        }
+    ),
     "bike": frozenset(
-        {"abandoned", "bus_guideway", "construction", "corridor", "elevator", "escalator", "footway",
-         "motor", "motorway", "motorway_link", "no", "planned", "platform", "proposed", "raceway",
-         "razed", "steps"}
-    ),  # fmt: skip
+        {
+            "abandoned",
+            "bus_guideway",
+            "construction",
+            "corridor",
+            "elevator",
+            "escalator",
+            "footway",
+            "motor",
+            "motorway",
+            "motorway_link",
+            "no",
+            "planned",
+            "platform",
+            "proposed",
+            "raceway",
+            "razed",
+            "steps",
+        }
+    ),
 }
 NETWORK_TYPES: tuple[str, ...] = tuple(_EXCLUDED)
 
 GREEN_TAGS: dict[str, frozenset[str]] = {
     "leisure": frozenset({"park", "garden", "playground", "recreation_ground", "nature_reserve", "common"}),
-    "landuse": frozenset(
-        {"grass", "forest", "meadow", "recreation_ground", "village_green", "allotments", "cemetery"}
-    ),
+    "landuse": frozenset({"grass", "forest", "meadow", "recreation_ground", "village_green", "allotments", "cemetery"}),
     "natural": frozenset({"wood", "scrub", "grassland", "heath"}),
 }
 WATER_TAGS: dict[str, frozenset[str]] = {
@@ -79,13 +123,46 @@ WATER_TAGS: dict[str, frozenset[str]] = {
 }
 # Amenity values that are street furniture rather than destinations.
 NON_DESTINATION_AMENITIES = frozenset(
-    {"parking", "parking_space", "parking_entrance", "bench", "waste_basket", "waste_disposal", "recycling",
-     "bicycle_parking", "motorcycle_parking", "vending_machine", "telephone", "post_box", "clock",
-     "drinking_water", "grit_bin", "hunting_stand", "shelter", "toilets", "fountain"}
-)  # fmt: skip
+    {
+        "parking",
+        "parking_space",
+        "parking_entrance",
+        "bench",
+        "waste_basket",
+        "waste_disposal",
+        "recycling",
+        "bicycle_parking",
+        "motorcycle_parking",
+        "vending_machine",
+        "telephone",
+        "post_box",
+        "clock",
+        "drinking_water",
+        "grit_bin",
+        "hunting_stand",
+        "shelter",
+        "toilets",
+        "fountain",
+    }
+)
 # The OSM keys any reader must keep to classify features.
-FEATURE_KEYS = ("building", "building:levels", "height", "amenity", "shop", "leisure", "landuse", "natural",
-                "waterway", "water", "parking", "place", "highway", "area", "name")  # fmt: skip
+FEATURE_KEYS = (
+    "building",
+    "building:levels",
+    "height",
+    "amenity",
+    "shop",
+    "leisure",
+    "landuse",
+    "natural",
+    "waterway",
+    "water",
+    "parking",
+    "place",
+    "highway",
+    "area",
+    "name",
+)
 
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 

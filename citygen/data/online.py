@@ -48,7 +48,9 @@ _OFFLINE_FIX = (
 @contextlib.contextmanager
 def osmnx_settings(spec: CitySpec) -> Iterator[None]:
     """Point OSMnx's HTTP cache into citygen's cache and pin the OSM date, restoring settings after."""
-    saved = {name: getattr(ox.settings, name) for name in ("cache_folder", "use_cache", "overpass_settings", "log_console")}
+    saved = {
+        name: getattr(ox.settings, name) for name in ("cache_folder", "use_cache", "overpass_settings", "log_console")
+    }
     ox.settings.cache_folder = str(cache_dir() / "osmnx-http")
     ox.settings.use_cache = True
     if spec.osm_date:
@@ -69,7 +71,9 @@ def request_area(spec: CitySpec) -> shapely.Polygon:
     try:
         gdf = ox.geocode_to_gdf(spec.place)
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise NetworkUnavailableError(f"cannot reach Nominatim to geocode {spec.place!r}: the network is unreachable", _OFFLINE_FIX) from exc
+        raise NetworkUnavailableError(
+            f"cannot reach Nominatim to geocode {spec.place!r}: the network is unreachable", _OFFLINE_FIX
+        ) from exc
     except (ox._errors.InsufficientResponseError, TypeError, ValueError) as exc:
         raise PlaceNotFoundError(
             f"OpenStreetMap's geocoder found no area named {spec.place!r}",
@@ -109,9 +113,14 @@ def download(spec: CitySpec) -> _RawSource:
                 area = request_area(spec)
                 graph, features = _fetch(spec, area)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                raise NetworkUnavailableError("cannot reach the Overpass API: the network is unreachable", _OFFLINE_FIX) from exc
+                raise NetworkUnavailableError(
+                    "cannot reach the Overpass API: the network is unreachable", _OFFLINE_FIX
+                ) from exc
         if graph is None and features is None:
-            raise EmptyAreaError(f"OpenStreetMap has no {list(spec.layers)} data in the area of {spec.id!r}", "check the area, or widen it")
+            raise EmptyAreaError(
+                f"OpenStreetMap has no {list(spec.layers)} data in the area of {spec.id!r}",
+                "check the area, or widen it",
+            )
         _store(folder, spec, area, graph, features)
     return _load_cached(folder, spec)
 
@@ -126,7 +135,9 @@ def _store(folder: Path, spec: CitySpec, area: shapely.Polygon, graph, features:
         if features is not None and len(features):
             keep = [c for c in features.columns if c in L.FEATURE_KEYS or c == "geometry"]
             frame = features[keep].reset_index()
-            frame.astype({c: str for c in frame.columns if c != "geometry" and frame[c].dtype == object}).to_parquet(tmp / "features.parquet")
+            frame.astype({c: str for c in frame.columns if c != "geometry" and frame[c].dtype == object}).to_parquet(
+                tmp / "features.parquet"
+            )
         gpd.GeoSeries([area], crs=4326).to_file(tmp / "area.geojson", driver="GeoJSON")
         (tmp / "request.json").write_text(json.dumps({"spec": spec.to_dict(), "key": spec.request_key()}, indent=2))
         if folder.exists():
@@ -144,7 +155,14 @@ def _load_cached(folder: Path, spec: CitySpec) -> _RawSource:
         tag_columns = [c for c in L.FEATURE_KEYS if c in frame.columns]
         records = frame[tag_columns].to_dict("records")
         frame["layers"] = [
-            [name for name in L.feature_layers({k: v for k, v in tags.items() if v not in (None, "None", "nan")}, is_point=kind == "Point") if name in spec.layers]
+            [
+                name
+                for name in L.feature_layers(
+                    {k: v for k, v in tags.items() if v not in (None, "None", "nan")},
+                    is_point=kind == "Point",
+                )
+                if name in spec.layers
+            ]
             for tags, kind in zip(records, frame.geom_type, strict=True)
         ]
         features = split_layers(frame[frame["layers"].map(len) > 0])

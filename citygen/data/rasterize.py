@@ -15,15 +15,15 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from affine import Affine
+from pyproj import CRS
 from rasterio import features
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
-from pyproj import CRS
 
+from citygen import settings
 from citygen.bands import BAND_NAMES
 from citygen.data.sources import CityLayers, street_surfaces
 from citygen.errors import EmptyAreaError
-from citygen import settings
 from citygen.settings import DEFAULT_LEVELS
 
 
@@ -55,11 +55,13 @@ class Grid:
 def grid_for(extent: shapely.Geometry, *, crs: CRS, resolution: float) -> Grid:
     """The grid covering ``extent``, its edges snapped outward to whole multiples of the resolution."""
     if not crs.is_projected:
-        raise EmptyAreaError(f"cannot build a metric grid in a geographic CRS ({crs.name})", "project the layers to UTM first")
+        raise EmptyAreaError(
+            f"cannot build a metric grid in a geographic CRS ({crs.name})", "project the layers to UTM first"
+        )
     minx, miny, maxx, maxy = extent.bounds
     left, bottom = np.floor(minx / resolution) * resolution, np.floor(miny / resolution) * resolution
     right, top = np.ceil(maxx / resolution) * resolution, np.ceil(maxy / resolution) * resolution
-    width, height = int(round((right - left) / resolution)), int(round((top - bottom) / resolution))
+    width, height = round((right - left) / resolution), round((top - bottom) / resolution)
     if width <= 0 or height <= 0:
         raise EmptyAreaError("the area has zero width or height", "give a larger bbox, distance or file extent")
     return Grid(crs=crs, transform=Affine(resolution, 0, left, 0, -resolution, top), width=width, height=height)
@@ -93,7 +95,9 @@ class CityRasterizer:
             self.layers["paths"] = _layer(paths)
         buildings = city.features.get("buildings")
         if buildings is not None and len(buildings):
-            levels = buildings["levels"].to_numpy(dtype=float) if "levels" in buildings else np.full(len(buildings), np.nan)
+            levels = (
+                buildings["levels"].to_numpy(dtype=float) if "levels" in buildings else np.full(len(buildings), np.nan)
+            )
             levels = np.where(np.isfinite(levels) & (levels > 0), levels, DEFAULT_LEVELS).astype(np.float32)
             self.layers["buildings"] = _layer(buildings.geometry, levels)
         for name in ("green", "water", "parking"):
@@ -102,16 +106,30 @@ class CityRasterizer:
                 self.layers[name] = _layer(gdf.geometry)
         amenities = city.features.get("amenities")
         self.amenity_xy = (
-            shapely.get_coordinates(amenities.geometry.values) if amenities is not None and len(amenities) else np.empty((0, 2))
+            shapely.get_coordinates(amenities.geometry.values)
+            if amenities is not None and len(amenities)
+            else np.empty((0, 2))
         )
 
     def render(self, window: Window) -> dict[str, np.ndarray]:
         """All bands of one window as float32 arrays of shape (height, width)."""
         height, width = int(window.height), int(window.width)
         transform = window_transform(window, self.grid.transform)
-        bounds = shapely.box(transform.c, transform.f - height * self.grid.resolution, transform.c + width * self.grid.resolution, transform.f)
+        bounds = shapely.box(
+            transform.c,
+            transform.f - height * self.grid.resolution,
+            transform.c + width * self.grid.resolution,
+            transform.f,
+        )
         out = {name: np.zeros((height, width), dtype=np.float32) for name in BAND_NAMES}
-        valid = features.rasterize([self.extent], out_shape=(height, width), transform=transform, fill=0, default_value=1, dtype="uint8")
+        valid = features.rasterize(
+            [self.extent],
+            out_shape=(height, width),
+            transform=transform,
+            fill=0,
+            default_value=1,
+            dtype="uint8",
+        )
         out["valid"] = valid.astype(np.float32)
         if not valid.any():
             return out
@@ -127,7 +145,9 @@ class CityRasterizer:
                 out[name] *= out["valid"]
         return out
 
-    def _burn(self, layer: _Layer, bounds: shapely.Polygon, transform: Affine, height: int, width: int, dtype: str) -> tuple[np.ndarray, tuple[slice, slice]] | None:
+    def _burn(
+        self, layer: _Layer, bounds: shapely.Polygon, transform: Affine, height: int, width: int, dtype: str
+    ) -> tuple[np.ndarray, tuple[slice, slice]] | None:
         """Burn the layer's geometries at k x k sub-pixels, only over the pixel box they touch."""
         index = layer.tree.query(bounds)
         if not len(index):
@@ -145,27 +165,39 @@ class CityRasterizer:
         shapes = geoms if layer.values is None else zip(geoms, layer.values[index], strict=True)
         sub_transform = transform @ Affine.translation(col0, row0) @ Affine.scale(1 / k)
         fine = features.rasterize(
-            shapes, out_shape=((row1 - row0) * k, (col1 - col0) * k), transform=sub_transform, fill=0, default_value=1, dtype=dtype
+            shapes,
+            out_shape=((row1 - row0) * k, (col1 - col0) * k),
+            transform=sub_transform,
+            fill=0,
+            default_value=1,
+            dtype=dtype,
         )
         return fine, (slice(row0, row1), slice(col0, col1))
 
     def _block_mean(self, fine: np.ndarray) -> np.ndarray:
         """Mean of each k x k block, as k^2 strided adds (several times faster than a reshaped reduce)."""
         k = self.supersample
-        total = np.zeros((fine.shape[0] // k, fine.shape[1] // k), np.uint16 if fine.dtype == np.uint8 and k * k < 256 else np.float32)
+        total = np.zeros(
+            (fine.shape[0] // k, fine.shape[1] // k),
+            np.uint16 if fine.dtype == np.uint8 and k * k < 256 else np.float32,
+        )
         for i in range(k):
             for j in range(k):
                 total += fine[i::k, j::k]
         return total.astype(np.float32) * np.float32(1 / (k * k))
 
-    def _coverage(self, layer: _Layer, bounds: shapely.Polygon, transform: Affine, height: int, width: int) -> np.ndarray:
+    def _coverage(
+        self, layer: _Layer, bounds: shapely.Polygon, transform: Affine, height: int, width: int
+    ) -> np.ndarray:
         out = np.zeros((height, width), np.float32)
         burned = self._burn(layer, bounds, transform, height, width, "uint8")
         if burned is not None:
             out[burned[1]] = self._block_mean(burned[0])
         return out
 
-    def _buildings(self, bounds: shapely.Polygon, transform: Affine, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    def _buildings(
+        self, bounds: shapely.Polygon, transform: Affine, height: int, width: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         coverage, floor_area = np.zeros((height, width), np.float32), np.zeros((height, width), np.float32)
         burned = self._burn(self.layers["buildings"], bounds, transform, height, width, "float32")
         if burned is not None:

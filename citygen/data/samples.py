@@ -84,4 +84,6 @@ def get_sample(sample_id: str) -> Sample:
     ids = [s.id for s in list_samples()]
     close = difflib.get_close_matches(sample_id, ids, n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ConfigError(f"unknown sample id {sample_id!r}", f"{hint}run `citygen data samples` to list the {len(ids)} samples")
+    raise ConfigError(
+        f"unknown sample id {sample_id!r}", f"{hint}run `citygen data samples` to list the {len(ids)} samples"
+    )

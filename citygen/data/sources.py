@@ -88,17 +88,31 @@ def load_city(spec: CitySpec | str) -> CityLayers:
 def _load_file(source: FileSource, spec: CitySpec) -> _RawSource:
     path = Path(source.path)
     if not path.is_file():
-        raise SourceError(f"file not found: {path}", "check the `files` entry of the city spec (paths are relative to the config file)")
+        raise SourceError(
+            f"file not found: {path}",
+            "check the `files` entry of the city spec (paths are relative to the config file)",
+        )
     wanted = tuple(layer for layer in (source.layers or LAYERS) if layer in spec.layers)
-    record: dict[str, object] = {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size, "layers": list(wanted)}
+    record: dict[str, object] = {
+        "path": str(path),
+        "sha256": sha256_file(path),
+        "bytes": path.stat().st_size,
+        "layers": list(wanted),
+    }
     name = path.name.lower()
     if name.endswith(GRAPHML_SUFFIXES):
         if "streets" not in wanted:
-            raise SourceError(f"{path.name} is a street graph but the spec takes {list(wanted)} from it", "list `streets` in the file's layers")
+            raise SourceError(
+                f"{path.name} is a street graph but the spec takes {list(wanted)} from it",
+                "list `streets` in the file's layers",
+            )
         try:
             graph = ox.load_graphml(path)
         except Exception as exc:  # GraphML parsing raises many types
-            raise SourceError(f"cannot read {path.name} as GraphML: {exc}", "pass a GraphML file saved by osmnx.save_graphml") from exc
+            raise SourceError(
+                f"cannot read {path.name} as GraphML: {exc}",
+                "pass a GraphML file saved by osmnx.save_graphml",
+            ) from exc
         return _RawSource(graph=graph, features={}, layers=("streets",), record=record)
     if is_osm_file(path):
         extract = read_osm_file(path, network_type=spec.network_type, layers=set(wanted))
@@ -120,12 +134,17 @@ def _read_vector(path: Path, wanted: tuple[str, ...]) -> dict[str, gpd.GeoDataFr
     try:
         gdf = gpd.read_parquet(path) if path.name.endswith(".parquet") else gpd.read_file(path)
     except Exception as exc:  # pyogrio raises DataSourceError and friends
-        raise SourceError(f"cannot read {path.name}: {exc}", "check that the file is complete GeoJSON/GeoPackage") from exc
+        raise SourceError(
+            f"cannot read {path.name}: {exc}", "check that the file is complete GeoJSON/GeoPackage"
+        ) from exc
     if gdf.crs is None:
         raise SourceError(f"{path.name} has no CRS", "write the file with a CRS (GeoJSON is EPSG:4326 by definition)")
     feature_layers = [layer for layer in wanted if layer != "streets"]
     if "streets" in wanted and gdf.geom_type.isin(["LineString", "MultiLineString"]).any():
-        raise SourceError(f"{path.name}: street lines in GeoJSON are not supported", "save the street network as GraphML (osmnx.save_graphml)")
+        raise SourceError(
+            f"{path.name}: street lines in GeoJSON are not supported",
+            "save the street network as GraphML (osmnx.save_graphml)",
+        )
     tag_columns = [key for key in L.FEATURE_KEYS if key in gdf.columns]
     if len(feature_layers) == 1 and not tag_columns:
         gdf = gdf.assign(layers=[[feature_layers[0]]] * len(gdf))  # untagged file given for one layer
@@ -245,9 +264,14 @@ def street_surfaces(graph: nx.MultiDiGraph | None) -> tuple[gpd.GeoSeries, gpd.G
         empty = gpd.GeoSeries([], crs=None if graph is None else graph.graph.get("crs"))
         return empty, empty
     edges = undirected_edges(graph)
-    column = {name: edges[name].tolist() if name in edges else [None] * len(edges) for name in ("highway", "width", "lanes")}
+    column = {
+        name: edges[name].tolist() if name in edges else [None] * len(edges) for name in ("highway", "width", "lanes")
+    }
     widths = np.array(
-        [L.street_width_m(highway=h, width=w, lanes=n) for h, w, n in zip(column["highway"], column["width"], column["lanes"], strict=True)]
+        [
+            L.street_width_m(highway=h, width=w, lanes=n)
+            for h, w, n in zip(column["highway"], column["width"], column["lanes"], strict=True)
+        ]
     )
     is_path = np.array([L.is_path(h) for h in column["highway"]], dtype=bool)
     buffered = shapely.buffer(edges.geometry.values, widths / 2.0, quad_segs=4)

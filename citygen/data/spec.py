@@ -79,7 +79,9 @@ class CitySpec:
 
     def request_key(self) -> str:
         """A hash of what is downloaded (source, network type, layers, date): keys the download cache."""
-        request = {k: self.to_dict()[k] for k in ("place", "bbox", "point", "dist", "network_type", "layers", "osm_date")}
+        request = {
+            k: self.to_dict()[k] for k in ("place", "bbox", "point", "dist", "network_type", "layers", "osm_date")
+        }
         return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -102,7 +104,9 @@ def _number(value: Any, name: str, where: str) -> float:
     return float(value)
 
 
-def parse_city(raw: dict[str, Any], *, defaults: dict[str, Any] | None = None, base_dir: Path | None = None) -> CitySpec:
+def parse_city(
+    raw: dict[str, Any], *, defaults: dict[str, Any] | None = None, base_dir: Path | None = None
+) -> CitySpec:
     """Validate one city mapping (plus defaults) into a :class:`CitySpec`."""
     if not isinstance(raw, dict):
         raise ConfigError(f"each city must be a mapping, got {raw!r}", "write `- id: my_city` plus one source key")
@@ -111,7 +115,10 @@ def parse_city(raw: dict[str, Any], *, defaults: dict[str, Any] | None = None, b
     merged: dict[str, Any] = {**(defaults or {}), **raw}
     city_id = merged.get("id")
     if not isinstance(city_id, str) or not city_id or not city_id.replace("_", "").replace("-", "").isalnum():
-        raise ConfigError(f"{where}: `id` must be a name of letters, digits, '_' or '-'", "for example `id: houston_montrose`")
+        raise ConfigError(
+            f"{where}: `id` must be a name of letters, digits, '_' or '-'",
+            "for example `id: houston_montrose`",
+        )
     sources = [key for key in SOURCE_KEYS if merged.get(key) not in (None, [], "")]
     if len(sources) != 1:
         raise ConfigError(
@@ -203,20 +210,27 @@ def _coerce(kwargs: dict[str, Any], where: str) -> dict[str, Any]:
 
 def _validated(spec: CitySpec, where: str) -> CitySpec:
     if spec.resolution <= 0:
-        raise ConfigError(f"{where}: resolution must be positive (metres per pixel), got {spec.resolution}", "for example `resolution: 2.0`")
+        raise ConfigError(
+            f"{where}: resolution must be positive (metres per pixel), got {spec.resolution}",
+            "for example `resolution: 2.0`",
+        )
     if spec.tile_size <= 0 or spec.tile_stride <= 0:
         raise ConfigError(f"{where}: tile_size and stride must be positive, got {spec.tile_size}/{spec.tile_stride}")
     if spec.supersample < 1:
         raise ConfigError(f"{where}: supersample must be at least 1, got {spec.supersample}")
     if spec.network_type not in NETWORK_TYPES:
-        raise ConfigError(f"{where}: unknown network_type {spec.network_type!r}", f"use one of: {', '.join(NETWORK_TYPES)}")
+        raise ConfigError(
+            f"{where}: unknown network_type {spec.network_type!r}", f"use one of: {', '.join(NETWORK_TYPES)}"
+        )
     unknown = [layer for layer in spec.layers if layer not in LAYERS]
     if unknown or not spec.layers:
         raise ConfigError(f"{where}: unknown layers {unknown or '(none given)'}", f"choose from: {', '.join(LAYERS)}")
     for source in spec.files:
         bad = [layer for layer in source.layers or () if layer not in LAYERS]
         if bad:
-            raise ConfigError(f"{where}: unknown layers {bad} for file {source.path}", f"choose from: {', '.join(LAYERS)}")
+            raise ConfigError(
+                f"{where}: unknown layers {bad} for file {source.path}", f"choose from: {', '.join(LAYERS)}"
+            )
     fractions = spec.split.fractions
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
         raise ConfigError(f"{where}: split fractions must be three non-negative numbers summing to 1, got {fractions}")
@@ -229,7 +243,9 @@ def load_config(path: str | Path) -> list[CitySpec]:
     """Read a build config (``defaults`` + ``cities``) and validate every city."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}", "pass an existing YAML file, e.g. configs/data/samples.yaml")
+        raise ConfigError(
+            f"config file not found: {path}", "pass an existing YAML file, e.g. configs/data/samples.yaml"
+        )
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

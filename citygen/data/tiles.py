@@ -48,7 +48,9 @@ def _block_sums(mask: np.ndarray, step: int) -> np.ndarray:
     return padded.reshape(rows, step, cols, step).sum(axis=(1, 3))
 
 
-def _drop_cross_split_overlaps(tiles: list[tuple[int, int, float, str]], size: int) -> list[tuple[int, int, float, str]]:
+def _drop_cross_split_overlaps(
+    tiles: list[tuple[int, int, float, str]], size: int
+) -> list[tuple[int, int, float, str]]:
     """Remove tiles that share pixels with a tile of another split (only possible with stride < size)."""
     if len(tiles) < 2:
         return tiles
@@ -75,7 +77,12 @@ def city_tiles(path: str, spec: CitySpec) -> gpd.GeoDataFrame:
     sums = _block_sums(valid, step)
     per_tile = size // step
     candidates = [
-        (row, col, float(sums[row // step : row // step + per_tile, col // step : col // step + per_tile].sum()) / (size * size))
+        (
+            row,
+            col,
+            float(sums[row // step : row // step + per_tile, col // step : col // step + per_tile].sum())
+            / (size * size),
+        )
         for row in range(0, height - size + 1, stride)
         for col in range(0, width - size + 1, stride)
     ]

@@ -1,0 +1,260 @@
+"""Compare cities in an autoencoder's latent space (`citygen compare`).
+
+Input: the embeddings table written by `citygen embed` (one row per tile: city, split, bounds, `latent`,
+and `metric_*` columns of urban metrics measured on the tile). Output, in a report folder: a city-to-city
+distance matrix and heatmap, 2-D maps of all tiles (PCA and t-SNE), nearest neighbours across cities as
+an image grid, linear probes of city identity (train split -> test split, with chance level), and how
+well the latent space predicts each urban metric (R2 of a linear fit, train -> test), as PNG figures plus
+`report.json` and `report.md`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from citygen import OSM_ATTRIBUTION
+from citygen.data.geotiff import atomic_path
+from citygen.errors import ConfigError, SourceError
+
+# Probes of city identity: a name and the cities (registry `city` names) it separates; None = every city.
+PROBES: dict[str, tuple[str, ...] | None] = {
+    "houston_vs_copenhagen": ("Houston", "Copenhagen"),
+    "all_cities": None,
+}
+
+
+def load_embeddings(path: str | Path) -> gpd.GeoDataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(
+            f"embeddings not found: {path}",
+            "write them first: citygen embed --ckpt CKPT --out embeddings.parquet",
+        )
+    table = gpd.read_parquet(path)
+    for column in ("city", "split", "latent"):
+        if column not in table:
+            raise SourceError(f"{path.name} has no `{column}` column", "write it with `citygen embed`")
+    return table
+
+
+def city_group(city_id: str) -> str:
+    """The city a sample belongs to (Houston for houston_montrose); other ids stand for themselves."""
+    from citygen.data.samples import list_samples
+
+    for sample in list_samples():
+        if sample.id == city_id:
+            return sample.city.split(",")[0]
+    return city_id
+
+
+def latent_matrix(table: pd.DataFrame) -> np.ndarray:
+    return np.stack(table["latent"].to_numpy()).astype(np.float64)
+
+
+def city_distances(table: pd.DataFrame, z: np.ndarray) -> pd.DataFrame:
+    """Distances between city centroids in the standardised latent space."""
+    zs = (z - z.mean(0)) / (z.std(0) + 1e-9)
+    cities = sorted(table["city"].unique())
+    centroids = np.stack([zs[(table["city"] == c).to_numpy()].mean(0) for c in cities])
+    d = np.sqrt(((centroids[:, None] - centroids[None]) ** 2).sum(-1))
+    return pd.DataFrame(d, index=cities, columns=cities)
+
+
+def _same_channels(table: pd.DataFrame) -> pd.DataFrame:
+    """Keep tiles whose layer-presence signature is shared by every group, so a probe cannot
+    tell cities apart by which layers their sources happen to provide."""
+    present = [c for c in table.columns if c.startswith("present_")]
+    if not present:
+        return table
+    signature = table[present].astype(str).agg("".join, axis=1)
+    shared = set.intersection(*(set(signature[table["group"] == g]) for g in table["group"].unique()))
+    if not shared:
+        return table.iloc[0:0]
+    best = max(shared, key=lambda s: (signature == s).sum())
+    return table[signature == best]
+
+
+def linear_probe(table: pd.DataFrame, z: np.ndarray, groups: tuple[str, ...] | None) -> dict[str, Any]:
+    """Logistic regression on standardised latents: fit on train tiles, score on test tiles."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = table.assign(_row=np.arange(len(table)))
+    if groups is not None:
+        frame = frame[frame["group"].isin(groups)]
+        frame = _same_channels(frame)
+    train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
+    labels = sorted(set(train["group"]) & set(test["group"]))
+    train, test = train[train["group"].isin(labels)], test[test["group"].isin(labels)]
+    if len(labels) < 2:
+        return {
+            "accuracy": None,
+            "chance": None,
+            "reason": f"fewer than two cities with train and test tiles ({labels})",
+        }
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=0.5))
+    model.fit(z[train["_row"]], train["group"])
+    accuracy = float((model.predict(z[test["_row"]]) == test["group"].to_numpy()).mean())
+    chance = float(test["group"].value_counts(normalize=True).max())  # always guessing the largest class
+    return {
+        "accuracy": accuracy,
+        "chance": chance,
+        "cities": labels,
+        "n_train": len(train),
+        "n_test": len(test),
+        "samples": sorted(frame["city"].unique()),
+    }
+
+
+def metric_r2(table: pd.DataFrame, z: np.ndarray) -> dict[str, dict[str, float | int]]:
+    """R2 on test tiles of a ridge regression from latents to each urban metric (fit on train tiles)."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.metrics import r2_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    out: dict[str, dict[str, float | int]] = {}
+    for column in [c for c in table.columns if c.startswith("metric_")]:
+        values = table[column].to_numpy(dtype=float)
+        ok = np.isfinite(values)
+        train = ok & (table["split"] == "train").to_numpy()
+        test = ok & (table["split"] == "test").to_numpy()
+        if train.sum() < 10 or test.sum() < 5 or np.std(values[test]) == 0:
+            continue
+        model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 12)))
+        model.fit(z[train], values[train])
+        out[column.removeprefix("metric_")] = {
+            "r2": float(r2_score(values[test], model.predict(z[test]))),
+            "n_test": int(test.sum()),
+        }
+    return out
+
+
+def nearest_neighbours(table: pd.DataFrame, z: np.ndarray, *, queries: list[int], k: int = 4) -> list[dict[str, Any]]:
+    """For each query tile, its k nearest tiles (cosine) among the tiles of other cities."""
+    unit = z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12)
+    found = []
+    for q in queries:
+        other = np.flatnonzero(table["group"].to_numpy() != table["group"].iloc[q])
+        similarity = unit[other] @ unit[q]
+        best = other[np.argsort(-similarity)[:k]]
+        found.append(
+            {
+                "query": table["tile_id"].iloc[q],
+                "neighbours": [table["tile_id"].iloc[i] for i in best],
+                "similarity": [float(unit[i] @ unit[q]) for i in best],
+            }
+        )
+    return found
+
+
+def _pick_queries(table: pd.DataFrame, per_group: int = 2) -> list[int]:
+    rows = []
+    for group in ("Copenhagen", "Houston"):
+        candidates = np.flatnonzero(((table["group"] == group) & (table["split"] == "test")).to_numpy())
+        rows += list(candidates[:per_group])
+    return rows or list(range(min(2, len(table))))
+
+
+def compare(
+    embeddings: str | Path, out_dir: str | Path, *, data_root: str | Path | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """Run every comparison and write the figures, `report.json` and `report.md` to ``out_dir``."""
+    table = load_embeddings(embeddings).reset_index(drop=True)
+    if table["city"].nunique() < 2:
+        raise ConfigError("the embeddings hold a single city", "embed a dataset with two or more cities")
+    table["group"] = table["city"].map(city_group)
+    z = latent_matrix(table)
+    if not np.isfinite(z).all():
+        raise SourceError(
+            "the embeddings contain NaN or inf", "re-embed with a checkpoint whose training did not diverge"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(data_root) if data_root else _data_root(embeddings)
+    distances = city_distances(table, z)
+    probes = {name: linear_probe(table, z, groups) for name, groups in PROBES.items()}
+    r2 = metric_r2(table, z)
+    neighbours = nearest_neighbours(table, z, queries=_pick_queries(table))
+    from citygen.workflows import figures
+
+    figure_files = {
+        "distance_heatmap": figures.distance_heatmap(distances, out / "city_distances.png"),
+        "tile_map_pca": figures.tile_map(table, z, out / "tiles_pca.png", method="pca", seed=seed),
+        "tile_map_tsne": figures.tile_map(table, z, out / "tiles_tsne.png", method="tsne", seed=seed),
+    }
+    if root is not None and (root / "tiles.parquet").is_file():
+        figure_files["neighbours"] = figures.neighbour_grid(neighbours, root, out / "nearest_neighbours.png")
+    report = {
+        "embeddings": str(embeddings),
+        "n_tiles": len(table),
+        "cities": sorted(table["city"].unique()),
+        "probe_accuracy": {name: p["accuracy"] for name, p in probes.items()},
+        "probes": probes,
+        "metric_r2": r2,
+        "city_distances": distances.round(4).to_dict(),
+        "nearest_neighbours": neighbours,
+        "figures": {k: Path(v).name for k, v in figure_files.items()},
+        "attribution": OSM_ATTRIBUTION,
+    }
+    with atomic_path(out / "report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    with atomic_path(out / "report.md") as tmp:
+        tmp.write_text(markdown_report(report))
+    return report
+
+
+def _data_root(embeddings: str | Path) -> Path | None:
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(embeddings).metadata or {}
+    value = meta.get(b"citygen_data_root")
+    return Path(value.decode()) if value else None
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    lines = [
+        "# City comparison in latent space",
+        "",
+        f"{report['n_tiles']} tiles from {len(report['cities'])} samples.",
+        "",
+    ]
+    lines += [
+        "## Linear probes of city identity (train split -> spatially held-out test split)",
+        "",
+        "| probe | accuracy | chance | cities | train / test tiles |",
+        "|---|---|---|---|---|",
+    ]
+    for name, probe in report["probes"].items():
+        if probe["accuracy"] is None:
+            lines.append(f"| {name} | not measurable | | {probe['reason']} | |")
+        else:
+            lines.append(
+                f"| {name} | {probe['accuracy']:.3f} | {probe['chance']:.3f} | {', '.join(probe['cities'])} | {probe['n_train']} / {probe['n_test']} |"
+            )
+    lines += [
+        "",
+        "## Urban metrics predicted from the latent vector (ridge regression, R2 on test tiles)",
+        "",
+        "| metric | R2 | test tiles |",
+        "|---|---|---|",
+    ]
+    for name, value in report["metric_r2"].items():
+        lines.append(f"| {name} | {value['r2']:.3f} | {value['n_test']} |")
+    lines += ["", "## Figures", ""]
+    lines += [f"![{name}]({file})" for name, file in report["figures"].items()]
+    lines += ["", "## Nearest neighbours in other cities", ""]
+    for item in report["nearest_neighbours"]:
+        lines.append(
+            f"- `{item['query']}` -> "
+            + ", ".join(f"`{n}` ({s:.2f})" for n, s in zip(item["neighbours"], item["similarity"], strict=True))
+        )
+    lines += ["", f"Map data {report['attribution']}.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""Embed every tile of a dataset with a trained autoencoder (`citygen embed`).
+
+A tile larger than the model's input is cut into input-sized crops on a grid; its latent vector is the
+mean of the crops' latents. Each row also carries urban metrics of the whole tile (`metric_*`), measured
+once with the metric suite and cached beside the dataset, so `citygen compare` can ask how well the
+latent space predicts them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from citygen import OSM_ATTRIBUTION
+from citygen.data.dataset import CityTileDataset
+from citygen.data.geotiff import atomic_path
+from citygen.errors import ConfigError
+from citygen.workflows.checkpoints import load_task
+
+log = logging.getLogger(__name__)
+METRICS = (
+    "building_coverage",
+    "street_density_km_km2",
+    "intersection_density_km2",
+    "green_share",
+    "orientation_entropy",
+)
+
+
+@torch.no_grad()
+def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32) -> np.ndarray:
+    """Latent vectors [n_tiles, latent_dim]: the mean over input-sized crops of each tile."""
+    size = int(task.hparams.input_size)
+    latents = []
+    for start in range(0, len(dataset), batch_size):
+        images = torch.stack([dataset[i]["image"] for i in range(start, min(start + batch_size, len(dataset)))])
+        _, _, height, width = images.shape
+        if height < size or width < size:
+            raise ConfigError(
+                f"tiles of {height}x{width} px are smaller than the model input {size}",
+                "embed a dataset with larger tiles",
+            )
+        crops = [
+            images[:, :, r : r + size, c : c + size]
+            for r in range(0, height - size + 1, size)
+            for c in range(0, width - size + 1, size)
+        ]
+        encoded = torch.stack([task.encode(crop) for crop in crops])  # [crops, batch, latent]
+        latents.append(encoded.mean(0).cpu().numpy())
+    return np.concatenate(latents).astype(np.float32)
+
+
+def tile_metrics(root: Path, tiles, *, workers: int = 2):
+    """Whole-tile urban metrics (cached in the dataset folder by the conditioning code)."""
+    from citygen.tasks.conditioning import ensure_targets
+
+    size = int(tiles["height"].max())
+    cache = ensure_targets(root, size, list(METRICS), tiles, workers=workers)
+    cache = cache[(cache["cell_size"] == size) & (cache["row"] == 0) & (cache["col"] == 0)].set_index("tile_id")
+    return cache.reindex(tiles["tile_id"])[list(METRICS)]
+
+
+def embed(
+    ckpt: str | Path,
+    out: str | Path,
+    *,
+    data: str | Path | None = None,
+    batch_size: int = 32,
+    workers: int = 2,
+) -> gpd.GeoDataFrame:
+    """Write one row per tile: city, split, bounds, CRS, tile geometry (EPSG:4326), `latent`, `metric_*`."""
+    task, trained_on = load_task(ckpt, expected="AutoencoderTask")
+    from citygen import settings
+
+    root = Path(data) if data is not None else (trained_on or settings.data_dir())
+    dataset = CityTileDataset(root, bands=list(task.bands))
+    latents = embed_tiles(task, dataset, batch_size=batch_size)
+    tiles = dataset.tiles
+    keep = [
+        "tile_id",
+        "city",
+        "split",
+        "crs",
+        "minx",
+        "miny",
+        "maxx",
+        "maxy",
+        *[c for c in tiles.columns if c.startswith("present_")],
+        "geometry",
+    ]
+    table = gpd.GeoDataFrame(tiles[keep].copy(), geometry="geometry", crs=tiles.crs)
+    table["latent"] = list(latents)
+    metrics = tile_metrics(root, tiles, workers=workers)
+    for name in METRICS:
+        table[f"metric_{name}"] = metrics[name].to_numpy()
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        table.to_parquet(tmp)
+        _add_metadata(
+            tmp,
+            {
+                "citygen_data_root": str(Path(root).resolve()),
+                "citygen_checkpoint": str(Path(ckpt).resolve()),
+                "citygen_bands": ",".join(task.bands),
+                "attribution": OSM_ATTRIBUTION,
+            },
+        )
+    return table
+
+
+def _add_metadata(path: Path, extra: dict[str, str]) -> None:
+    table = pq.read_table(path)
+    metadata = {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in extra.items()}}
+    pq.write_table(table.replace_schema_metadata(metadata), path)

@@ -1,0 +1,87 @@
+"""Figures of the comparison report (matplotlib, written to PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from citygen import OSM_ATTRIBUTION
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.text(0.99, 0.005, f"Map data {OSM_ATTRIBUTION}", ha="right", va="bottom", fontsize=6, color="0.4")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    return path
+
+
+def distance_heatmap(distances: pd.DataFrame, path: Path) -> Path:
+    plt = _plt()
+    n = len(distances)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * n, 0.6 + 0.45 * n))
+    image = ax.imshow(distances.to_numpy(), cmap="viridis")
+    ax.set_xticks(range(n), distances.columns, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), distances.index, fontsize=8)
+    fig.colorbar(image, ax=ax, label="distance between city centroids (standardised latent space)")
+    ax.set_title("City-to-city distance in latent space")
+    return _save(fig, path)
+
+
+def tile_map(table: pd.DataFrame, z: np.ndarray, path: Path, *, method: str, seed: int = 0) -> Path:
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    zs = (z - z.mean(0)) / (z.std(0) + 1e-9)
+    if method == "pca":
+        xy = PCA(n_components=2, random_state=seed).fit_transform(zs)
+    else:
+        reduced = PCA(n_components=min(30, zs.shape[1], len(zs) - 1), random_state=seed).fit_transform(zs)
+        xy = TSNE(
+            n_components=2, perplexity=min(30.0, max(5.0, len(zs) / 20)), random_state=seed, init="pca"
+        ).fit_transform(reduced)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 6.5))
+    cities = sorted(table["city"].unique())
+    colours = plt.get_cmap("tab20", max(len(cities), 1))
+    for i, city in enumerate(cities):
+        rows = (table["city"] == city).to_numpy()
+        ax.scatter(xy[rows, 0], xy[rows, 1], s=9, color=colours(i), label=city, alpha=0.8)
+    ax.legend(fontsize=7, markerscale=2, ncol=2, loc="best")
+    ax.set_title(f"All tiles in latent space ({method.upper()}), coloured by city")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return _save(fig, path)
+
+
+def neighbour_grid(neighbours: list[dict[str, Any]], root: Path, path: Path) -> Path:
+    from citygen.data.dataset import CityTileDataset, composite
+
+    dataset = CityTileDataset(root, bands=["streets", "paths", "buildings", "green", "water", "valid"])
+    by_id = {tile_id: i for i, tile_id in enumerate(dataset.tiles["tile_id"])}
+    plt = _plt()
+    columns = 1 + max(len(item["neighbours"]) for item in neighbours)
+    fig, axes = plt.subplots(len(neighbours), columns, figsize=(2.3 * columns, 2.5 * len(neighbours)), squeeze=False)
+    for row, item in enumerate(neighbours):
+        ids = [item["query"], *item["neighbours"]]
+        labels = ["query", *[f"{s:.2f}" for s in item["similarity"]]]
+        for ax, tile_id, label in zip(axes[row], ids, labels, strict=False):
+            if tile_id in by_id:
+                sample = dataset[by_id[tile_id]]
+                ax.imshow(composite(sample["image"], sample["bands"]))
+            ax.set_title(f"{tile_id.split(':')[0]}\n{label}", fontsize=7)
+        for ax in axes[row]:
+            ax.set_axis_off()
+    fig.suptitle("Which parts of other cities look alike? Query tile, then its nearest neighbours (cosine)")
+    return _save(fig, path)

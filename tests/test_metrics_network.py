@@ -1,0 +1,101 @@
+"""Vector street-network metrics on the shipped samples, against published reference values."""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+import osmnx as ox
+import pytest
+from test_metrics_helpers import GRAPHS, SAMPLES, load_graph
+
+from citygen.errors import SourceError
+from citygen.metrics._common import bearing_histogram, entropy_from_counts, orientation_order
+from citygen.metrics.network import block_polygons, network_metrics
+
+# metrics_and_models.md, "Reference values on the shipped samples" (OSMnx 2.1.1, undirected, 36 bins)
+REFERENCE = {
+    "houston_montrose": {
+        "orientation_entropy": 2.577,
+        "prop_3way": 0.460,
+        "prop_4way": 0.464,
+        "k_avg": 5.375,
+    },
+    "houston_museum_district": {"orientation_entropy": 2.971, "prop_3way": 0.475, "prop_4way": 0.439},
+    "cph_vesterbro": {"orientation_entropy": 3.204, "prop_3way": 0.640, "prop_4way": 0.186, "k_avg": 4.774},
+    "nyc_lower_manhattan": {"orientation_entropy": 2.776, "prop_3way": 0.330, "prop_4way": 0.635},
+}
+_CACHE: dict[str, object] = {}
+
+
+def metrics_of(sample_id: str):
+    if sample_id not in _CACHE:
+        _CACHE[sample_id] = network_metrics(graph=load_graph(sample_id))
+    return _CACHE[sample_id]
+
+
+@pytest.mark.parametrize("sample_id", sorted(REFERENCE))
+def test_reference_values(sample_id: str) -> None:
+    m = metrics_of(sample_id)
+    for key, expected in REFERENCE[sample_id].items():
+        assert m[key] == pytest.approx(expected, abs=0.01), key
+
+
+def test_houston_is_more_ordered_than_copenhagen() -> None:
+    houston, cph = metrics_of("houston_montrose"), metrics_of("cph_vesterbro")
+    assert houston["orientation_entropy"] < cph["orientation_entropy"] - 0.5
+    assert houston["orientation_order"] > cph["orientation_order"]
+    assert houston["prop_4way"] > cph["prop_4way"]
+    assert cph["prop_3way"] > houston["prop_3way"]
+
+
+def test_orientation_order_formula() -> None:
+    assert orientation_order(math.log(4)) == pytest.approx(1.0)
+    assert orientation_order(math.log(36)) == pytest.approx(0.0)
+    # A perfect grid: bearings 0/90/180/270 only.
+    assert entropy_from_counts(bearing_histogram([0, 90, 180, 270] * 5)) == pytest.approx(math.log(4))
+    # Bins are centred on multiples of 10 degrees: 359.9 and 0.1 share a bin.
+    assert bearing_histogram([359.9, 0.1])[0] == 2
+
+
+def test_units_and_consistency() -> None:
+    m = metrics_of("houston_montrose")
+    assert m.units["street_density_km_km2"] == "km/km2"
+    assert m["street_density_km_km2"] == pytest.approx(m["street_length_total_m"] / 1000 / m["area_km2"])
+    assert m["intersection_density_km2"] == pytest.approx(m["intersection_count"] / m["area_km2"])
+    # Consolidation within 10 m merges nodes: fewer intersections than the raw count.
+    assert m["intersection_count"] < m["intersection_count_raw"]
+    assert 0 < m["prop_deadend"] < 0.2
+    assert m["block_count"] > 100 and 1000 < m["block_area_median_m2"] < 50000
+
+
+def test_geographic_graph_is_projected() -> None:
+    raw = ox.load_graphml(SAMPLES / GRAPHS["houston_museum_district"])
+    assert raw.graph["crs"].lower() == "epsg:4326"
+    m = network_metrics(graph=raw)
+    assert m["street_length_total_m"] == pytest.approx(
+        metrics_of("houston_museum_district")["street_length_total_m"]
+    )
+    assert 5 < m["street_density_km_km2"] < 30  # metres, not degrees
+
+
+def test_empty_graph_is_not_measurable() -> None:
+    empty = nx.MultiDiGraph(crs="epsg:32615")
+    m = network_metrics(graph=empty)
+    assert math.isnan(m["intersection_density_km2"])
+    assert m.notes["intersection_density_km2"].startswith("not measurable")
+    assert math.isnan(network_metrics(graph=None)["orientation_entropy"])
+
+
+def test_graph_without_crs_is_a_clear_error() -> None:
+    g = load_graph("houston_museum_district").copy()
+    del g.graph["crs"]
+    with pytest.raises(SourceError, match="no CRS"):
+        network_metrics(graph=g)
+
+
+def test_blocks_are_closed_faces() -> None:
+    blocks = block_polygons(graph=load_graph("houston_museum_district"))
+    assert len(blocks) > 50
+    assert np.all([b.is_valid for b in blocks])
