@@ -12,7 +12,7 @@ import sys
 from citygen import OSM_ATTRIBUTION, __version__
 from citygen.errors import CitygenError
 
-# subcommand -> (module with main(argv) -> int, one-line help)
+# subcommand -> ("module" or "module:function" taking argv and returning the exit status, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": (
         "citygen.data.cli",
@@ -27,6 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("citygen.training", "test a model on the test split (LightningCLI)"),
     "predict": ("citygen.training", "predict with a model (LightningCLI)"),
     "evaluate": ("citygen.evaluate", "evaluate a checkpoint on the test split and print figures"),
+    "embed": ("citygen.workflows.cli:embed_main", "embed every tile of a dataset with a trained autoencoder"),
+    "compare": ("citygen.workflows.cli:compare_main", "compare cities in latent space: distances, maps, probes, neighbours"),
+    "generate": ("citygen.workflows.cli:generate_main", "generate candidate layouts from target parameters"),
     "demo": ("citygen.demo", "run the main job on the shipped sample cities"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -58,11 +61,12 @@ def main(args: list[str] | None = None) -> int:
         print(f"citygen: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    module = importlib.import_module(COMMANDS[command][0])
+    module_name, _, function_name = COMMANDS[command][0].partition(":")
     try:
+        entry = getattr(importlib.import_module(module_name), function_name or "main")
         if command in LIGHTNING_COMMANDS:
-            return int(module.main([command, *rest]) or 0)
-        return int(module.main(rest) or 0)
+            return int(entry([command, *rest]) or 0)
+        return int(entry(rest) or 0)
     except CitygenError as exc:
         print(f"error: {exc.problem}", file=sys.stderr)
         if exc.fix:

@@ -81,8 +81,11 @@ def _same_channels(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def linear_probe(table: pd.DataFrame, z: np.ndarray, groups: tuple[str, ...] | None) -> dict[str, Any]:
-    """Logistic regression on standardised latents: fit on train tiles, score on test tiles."""
-    from sklearn.linear_model import LogisticRegression
+    """A linear classifier on standardised latents: fit on train tiles, score on held-out test tiles.
+
+    Ridge classification with its penalty chosen by efficient leave-one-out on the train tiles only.
+    """
+    from sklearn.linear_model import RidgeClassifierCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -99,7 +102,7 @@ def linear_probe(table: pd.DataFrame, z: np.ndarray, groups: tuple[str, ...] | N
             "chance": None,
             "reason": f"fewer than two cities with train and test tiles ({labels})",
         }
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=0.5))
+    model = make_pipeline(StandardScaler(), RidgeClassifierCV(alphas=np.logspace(-2, 4, 13)))
     model.fit(z[train["_row"]], train["group"])
     accuracy = float((model.predict(z[test["_row"]]) == test["group"].to_numpy()).mean())
     chance = float(test["group"].value_counts(normalize=True).max())  # always guessing the largest class
@@ -138,8 +141,9 @@ def metric_r2(table: pd.DataFrame, z: np.ndarray) -> dict[str, dict[str, float |
 
 
 def nearest_neighbours(table: pd.DataFrame, z: np.ndarray, *, queries: list[int], k: int = 4) -> list[dict[str, Any]]:
-    """For each query tile, its k nearest tiles (cosine) among the tiles of other cities."""
-    unit = z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12)
+    """For each query tile, its k nearest tiles (cosine of standardised latents) among other cities' tiles."""
+    zs = (z - z.mean(0)) / (z.std(0) + 1e-9)
+    unit = zs / (np.linalg.norm(zs, axis=1, keepdims=True) + 1e-12)
     found = []
     for q in queries:
         other = np.flatnonzero(table["group"].to_numpy() != table["group"].iloc[q])
