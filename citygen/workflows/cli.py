@@ -37,7 +37,9 @@ def compare_main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--embeddings", type=Path, required=True, help="GeoParquet from `citygen embed`")
     parser.add_argument("--out", type=Path, required=True, help="report folder")
-    parser.add_argument("--data", type=Path, help="dataset folder for the neighbour images (default: from the embeddings)")
+    parser.add_argument(
+        "--data", type=Path, help="dataset folder for the neighbour images (default: from the embeddings)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from citygen.workflows.compare import compare
@@ -47,7 +49,9 @@ def compare_main(argv: list[str] | None = None) -> int:
         if probe["accuracy"] is None:
             print(f"probe {name}: not measurable ({probe['reason']})")
         else:
-            print(f"probe {name}: accuracy {probe['accuracy']:.3f} (chance {probe['chance']:.3f}) on {probe['n_test']} held-out tiles")
+            print(
+                f"probe {name}: accuracy {probe['accuracy']:.3f} (chance {probe['chance']:.3f}) on {probe['n_test']} held-out tiles"
+            )
     for name, value in report["metric_r2"].items():
         print(f"R2 {name}: {value['r2']:.3f}")
     print(f"wrote {args.out}/report.md, report.json and {len(report['figures'])} figures. Map data {OSM_ATTRIBUTION}.")
@@ -56,3 +60,66 @@ def compare_main(argv: list[str] | None = None) -> int:
 
 def default_out(name: str) -> Path:
     return settings.runs_dir() / name
+
+
+def generate_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="citygen generate",
+        description="Generate candidate layouts from target parameters with a trained pix2pix model. Writes "
+        "candidate_<k>.tif (citygen bands, UTM CRS), candidate_<k>.geojson (streets as lines, buildings as "
+        "polygons), contact_sheet.png, pattern_card.png (best candidate) and report.json (requested vs achieved "
+        "values per candidate and target, candidates ranked by mean relative error).",
+    )
+    parser.add_argument("--ckpt", type=Path, required=True, help="pix2pix checkpoint (.ckpt from `citygen fit`)")
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a target, e.g. building_coverage=0.35 (repeatable)",
+    )
+    parser.add_argument("--n", type=int, default=8, help="number of candidates (default 8)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--at", help="LON,LAT of the layout centre (default 12.5683,55.6761, Copenhagen City Hall Square)"
+    )
+    parser.add_argument("--streets", type=Path, help="GeoTIFF giving the input bands of a streets-to-buildings model")
+    parser.add_argument(
+        "--allow-extrapolation", action="store_true", help="accept targets outside the training range with a warning"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    args = parser.parse_args(argv)
+    from citygen.errors import ConfigError
+    from citygen.workflows.generate import generate, parse_targets
+
+    if args.n < 1:
+        raise ConfigError(f"--n must be at least 1, got {args.n}")
+    at = None
+    if args.at:
+        try:
+            lon, lat = (float(v) for v in args.at.split(","))
+        except ValueError as exc:
+            raise ConfigError(
+                f"cannot read --at {args.at!r}", "write LON,LAT in degrees, e.g. --at -95.39,29.75"
+            ) from exc
+        at = (lon, lat)
+    report = generate(
+        args.ckpt,
+        parse_targets(args.target),
+        args.out,
+        n=args.n,
+        seed=args.seed,
+        at=at,
+        streets=args.streets,
+        strict=not args.allow_extrapolation,
+    )
+    print(
+        f"{'rank':<6}{'candidate':<11}" + "".join(f"{name:>28}" for name in report["targets"]) + f"{'mean error':>12}"
+    )
+    for c in report["candidates"]:
+        values = "".join(f"{v['achieved']:>14.3g} (want {v['requested']:<6.3g})" for v in c["targets"].values())
+        print(f"{c['rank']:<6}{c['candidate']:<11}{values}{c['mean_relative_error']:>12.1%}")
+    print(
+        f"wrote {len(report['candidates'])} candidates, {report['contact_sheet']}, {report['pattern_card']} and report.json to {args.out}/"
+    )
+    return 0

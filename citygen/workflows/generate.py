@@ -1,0 +1,298 @@
+"""Generate candidate layouts from target parameters with a trained pix2pix model (`citygen generate`).
+
+Each candidate is written as a citygen GeoTIFF (same band vocabulary, UTM CRS) placed at ``--at LON,LAT``
+(default: Copenhagen City Hall Square, 55.6761 N 12.5683 E), plus vector exports (streets recovered from
+the raster as lines, buildings as polygons) and a report of requested vs achieved values measured with the
+metric suite. Candidates are ranked by their mean relative error over the targets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+import torch
+from affine import Affine
+from pyproj import CRS
+
+from citygen import OSM_ATTRIBUTION
+from citygen.bands import BAND_NAMES
+from citygen.data.geotiff import RasterData, atomic_path, read_raster, write_raster
+from citygen.data.sources import utm_crs_for
+from citygen.errors import ConfigError
+from citygen.workflows.checkpoints import load_task
+
+log = logging.getLogger(__name__)
+DEFAULT_AT = (12.5683, 55.6761)  # lon, lat: Copenhagen City Hall Square
+RANGE_QUANTILES = (0.01, 0.99)  # the "range seen in training": 1st to 99th percentile of training crops
+
+
+@dataclass
+class Candidate:
+    index: int
+    path: Path
+    achieved: dict[str, float]
+    error: float  # mean relative error over the targets
+    patterns: list[dict[str, Any]]
+
+
+def parse_targets(items: list[str]) -> dict[str, float]:
+    targets = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            targets[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not math.isfinite(targets.get(name.strip(), math.nan)):
+            raise ConfigError(f"cannot read target {item!r}", "write NAME=VALUE, e.g. --target building_coverage=0.35")
+    return targets
+
+
+def training_ranges(root: Path | None, names: list[str], cell_size: int) -> dict[str, tuple[float, float]]:
+    """The 1st-99th percentile of each target over the training crops (empty when the cache is missing)."""
+    if root is None or not (root / "tile_targets.parquet").is_file() or not (root / "tiles.parquet").is_file():
+        return {}
+    cache = pd.read_parquet(root / "tile_targets.parquet")
+    tiles = pd.read_parquet(root / "tiles.parquet", columns=["tile_id", "split"])
+    train = cache[
+        (cache["cell_size"] == cell_size) & cache["tile_id"].isin(tiles.loc[tiles["split"] == "train", "tile_id"])
+    ]
+    ranges = {}
+    for name in names:
+        if name in train and train[name].notna().sum() >= 10:
+            low, high = train[name].quantile(list(RANGE_QUANTILES))
+            ranges[name] = (float(low), float(high))
+    return ranges
+
+
+def check_targets(
+    targets: dict[str, float], conditions: list[str], ranges: dict[str, tuple[float, float]], *, strict: bool
+) -> dict[str, float]:
+    unknown = [name for name in targets if name not in conditions]
+    if unknown:
+        raise ConfigError(f"unknown target(s) {unknown}", f"this model is conditioned on: {', '.join(conditions)}")
+    missing = [name for name in conditions if name not in targets]
+    for name in missing:  # a condition not given: the middle of its training range
+        if name not in ranges:
+            raise ConfigError(f"target {name} is needed by this model", f"add --target {name}=VALUE")
+        targets[name] = float(np.mean(ranges[name]))
+        log.warning("no --target %s given: using %.3f, the middle of its training range", name, targets[name])
+    for name, value in targets.items():
+        if name in ranges and not ranges[name][0] <= value <= ranges[name][1]:
+            low, high = ranges[name]
+            message = f"target {name}={value:g} lies outside the range seen in training [{low:.3g}, {high:.3g}]"
+            if strict:
+                raise ConfigError(message, "choose a value inside the range, or pass --allow-extrapolation")
+            print(f"warning: {message}; the model extrapolates")
+    return targets
+
+
+def placement(at: tuple[float, float] | None, size: int, resolution: float) -> tuple[CRS, Affine]:
+    """UTM CRS and transform of a size x size grid centred on (lon, lat)."""
+    lon, lat = at or DEFAULT_AT
+    crs = utm_crs_for(lon, lat)
+    x, y = gpd.GeoSeries([shapely.Point(lon, lat)], crs=4326).to_crs(crs).iloc[0].coords[0]
+    half = size * resolution / 2
+    left, top = round((x - half) / resolution) * resolution, round((y + half) / resolution) * resolution
+    return crs, Affine(resolution, 0, left, 0, -resolution, top)
+
+
+def vector_layers(bands: dict[str, np.ndarray], transform: Affine, crs: CRS, resolution: float) -> gpd.GeoDataFrame:
+    """Streets as lines recovered from the raster (skeleton graph) and buildings as polygons, in EPSG:4326."""
+    from rasterio import features
+
+    from citygen.metrics.skeleton import recover_street_graph
+
+    rows: list[dict[str, Any]] = []
+    if "streets" in bands:
+        graph = recover_street_graph(bands["streets"], resolution_m=resolution)
+        for (a, b), length in zip(graph.edges, graph.length_m, strict=True):
+            (xa, ya), (xb, yb) = graph.node_xy[a], graph.node_xy[b]
+            line = shapely.LineString([(transform.c + xa, transform.f + ya), (transform.c + xb, transform.f + yb)])
+            rows.append({"layer": "street", "length_m": float(length), "geometry": line})
+    if "buildings" in bands:
+        mask = (bands["buildings"] > 0.5).astype(np.uint8)
+        for geometry, value in features.shapes(mask, mask=mask.astype(bool), transform=transform):
+            if value == 1:
+                polygon = shapely.geometry.shape(geometry)
+                rows.append({"layer": "building", "area_m2": float(polygon.area), "geometry": polygon})
+    frame = (
+        gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+        if rows
+        else gpd.GeoDataFrame({"layer": []}, geometry=[], crs=crs)
+    )
+    return frame.to_crs(4326)
+
+
+def generate(
+    ckpt: str | Path,
+    targets: dict[str, float],
+    out: str | Path,
+    *,
+    n: int = 8,
+    seed: int = 0,
+    at: tuple[float, float] | None = None,
+    streets: str | Path | None = None,
+    strict: bool = False,
+) -> dict[str, Any]:
+    """Write n candidates, their vector exports, a contact sheet, a pattern card and report.json."""
+    from citygen.metrics.card import draw_card
+    from citygen.metrics.raster import tile_targets
+    from citygen.metrics.suite import measure
+
+    task, root = load_task(ckpt, expected="Pix2PixTask")
+    size = int(task.meta["input_size"])
+    conditions = list(task.conditions)
+    resolution = _training_resolution(root)
+    ranges = training_ranges(root, conditions, size)
+    targets = check_targets(dict(targets), conditions, ranges, strict=strict)
+    inputs, crs, transform = None, None, None
+    if task.input_bands:
+        if streets is None:
+            raise ConfigError(
+                f"this model draws on {task.input_bands} of a real place",
+                "pass --streets FILE.tif (a GeoTIFF built by citygen)",
+            )
+        inputs, crs, transform, resolution = _input_window(Path(streets), list(task.input_bands), size)
+    if crs is None:
+        crs, transform = placement(at, size, resolution)
+    t = torch.tensor([[targets[c] for c in conditions]], dtype=torch.float32) if conditions else None
+    layouts = task.generate(t, inputs, size=size, num_candidates=n, seed=seed)[0].numpy()  # [n, C, H, W]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    candidates: list[Candidate] = []
+    for k, layout in enumerate(layouts):
+        bands = {name: layout[i] for i, name in enumerate(task.output_bands)}
+        if inputs is not None:
+            bands.update({name: inputs[0, i].numpy() for i, name in enumerate(task.input_bands)})
+        bands["valid"] = np.ones((size, size), np.float32)
+        present = {name: name in bands for name in BAND_NAMES}
+        path = write_raster(
+            out / f"candidate_{k}.tif",
+            bands,
+            crs=crs,
+            transform=transform,
+            present=present,
+            tags={
+                "generated_by": str(ckpt),
+                "targets": targets,
+                "seed": seed,
+                "candidate": k,
+                "attribution": OSM_ATTRIBUTION,
+            },
+        )
+        vectors = vector_layers(bands, transform, crs, resolution)
+        with atomic_path(out / f"candidate_{k}.geojson") as tmp:
+            vectors.to_file(tmp, driver="GeoJSON")
+        achieved = tile_targets(bands, resolution_m=resolution)
+        errors = [abs(achieved.get(name, math.nan) - value) / max(abs(value), 1e-6) for name, value in targets.items()]
+        result = measure(read_raster(path), sheds=False)[0]
+        candidates.append(
+            Candidate(
+                k,
+                path,
+                {name: float(achieved.get(name, math.nan)) for name in targets},
+                float(np.nanmean(errors)) if np.isfinite(errors).any() else math.inf,
+                result.record()["patterns"],
+            )
+        )
+    ranked = sorted(candidates, key=lambda c: c.error)
+    card = draw_card(measure(read_raster(ranked[0].path), sheds=False)[0], out / "pattern_card.png")
+    sheet = contact_sheet(layouts, list(task.output_bands), candidates, targets, out / "contact_sheet.png")
+    report = {
+        "checkpoint": str(ckpt),
+        "targets": targets,
+        "training_ranges": {k: list(v) for k, v in ranges.items()},
+        "crs": crs.to_string(),
+        "transform": list(transform)[:6],
+        "resolution_m": resolution,
+        "candidates": [
+            {
+                "rank": rank + 1,
+                "candidate": c.index,
+                "file": c.path.name,
+                "vectors": f"candidate_{c.index}.geojson",
+                "targets": {
+                    name: {
+                        "requested": targets[name],
+                        "achieved": c.achieved[name],
+                        "relative_error": abs(c.achieved[name] - targets[name]) / max(abs(targets[name]), 1e-6),
+                    }
+                    for name in targets
+                },
+                "mean_relative_error": c.error,
+                "patterns": c.patterns,
+            }
+            for rank, c in enumerate(ranked)
+        ],
+        "diversity": float(np.mean([np.abs(a - b).mean() for i, a in enumerate(layouts) for b in layouts[i + 1 :]]))
+        if n > 1
+        else 0.0,
+        "contact_sheet": sheet.name,
+        "pattern_card": card.name,
+        "attribution": OSM_ATTRIBUTION,
+    }
+    with atomic_path(out / "report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2, default=float))
+    return report
+
+
+def _training_resolution(root: Path | None) -> float:
+    if root is not None and (root / "tiles.parquet").is_file():
+        tiles = pd.read_parquet(root / "tiles.parquet", columns=["minx", "maxx", "width"])
+        return float(((tiles["maxx"] - tiles["minx"]) / tiles["width"]).median())
+    return 2.0
+
+
+def _input_window(path: Path, bands: list[str], size: int) -> tuple[torch.Tensor, CRS, Affine, float]:
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(path) as src:
+        if src.width < size or src.height < size:
+            raise ConfigError(
+                f"{path.name} is {src.width}x{src.height} px, smaller than the model's {size} px",
+                "pass a larger raster",
+            )
+        window = Window((src.width - size) // 2, (src.height - size) // 2, size, size)
+    raster: RasterData = read_raster(path, window=window, bands=bands)
+    array = np.stack([raster.bands[b] for b in bands])[None]
+    return torch.from_numpy(array), raster.crs, raster.transform, raster.resolution_m
+
+
+def contact_sheet(
+    layouts: np.ndarray, bands: list[str], candidates: list[Candidate], targets: dict[str, float], path: Path
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from citygen.data.dataset import composite
+
+    columns = min(4, len(layouts))
+    rows = math.ceil(len(layouts) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.6 * rows), squeeze=False)
+    for ax, layout, candidate in zip(axes.ravel(), layouts, candidates, strict=False):
+        ax.imshow(composite(layout, bands))
+        text = "\n".join(f"{name}: {candidate.achieved[name]:.3g}" for name in targets)
+        ax.set_title(f"candidate {candidate.index} (error {candidate.error:.0%})\n{text}", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    wanted = ", ".join(f"{k}={v:g}" for k, v in targets.items())
+    fig.suptitle(f"Generated layouts for {wanted}", fontsize=10)
+    fig.text(0.99, 0.005, f"Trained on map data {OSM_ATTRIBUTION}", ha="right", fontsize=6, color="0.4")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path
