@@ -22,10 +22,10 @@ demo: install
 	$(BIN)/citygen demo
 
 test: install
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q --nbmake tests notebooks
 
 test-all: install
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "not network"
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q --nbmake -m "not network" tests notebooks
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
