@@ -1,18 +1,33 @@
-"""`citygen demo`: the main job on the shipped sample cities, end to end.
+"""`citygen demo`: the main job on the shipped sample cities, end to end, on a CPU in minutes.
 
-Builds the sample datasets (all 19 shipped cities) into the default data folder, draws a preview of
-Houston and Copenhagen tiles, and prints where everything is.
+1. build every sample city into rasters and a tile dataset;
+2. train the demo autoencoder and the demo pix2pix model (configs/experiments/*_demo.yaml);
+3. evaluate both on the spatially held-out test split;
+4. embed every tile and compare the cities (distances, maps, probes, nearest neighbours);
+5. generate candidate layouts for a few target densities and score them with the metric suite;
+6. write runs/demo/report.md and report.json, with the figures, checkpoints and embeddings.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import time
 from pathlib import Path
+from typing import Any
 
 from citygen import OSM_ATTRIBUTION, settings
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "data" / "samples.yaml"
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "data" / "samples.yaml"
+EXPERIMENTS = REPO / "configs" / "experiments"
+# Target sets for the generation step: a low-, a mid- and a high-density layout.
+TARGET_SWEEP: dict[str, dict[str, float]] = {
+    "low_density": {"building_coverage": 0.10, "intersection_density_km2": 40.0, "green_share": 0.15},
+    "mid_density": {"building_coverage": 0.25, "intersection_density_km2": 80.0, "green_share": 0.10},
+    "high_density": {"building_coverage": 0.40, "intersection_density_km2": 120.0, "green_share": 0.05},
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,15 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, default=None, help=f"report folder (default {settings.runs_dir() / 'demo'})"
     )
-    parser.add_argument("--workers", type=int, default=2, help="cities built in parallel (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="processes for building and measuring (default 2)")
+    parser.add_argument("--quick", action="store_true", help="tiny training runs (a smoke test of the whole chain)")
     return parser
 
 
 def preview(
-    data: Path,
-    out: Path,
-    *,
-    cities: tuple[str, ...] = ("houston_montrose", "cph_vesterbro", "helsinki_center"),
+    data: Path, out: Path, *, cities: tuple[str, ...] = ("houston_montrose", "cph_vesterbro", "helsinki_center")
 ) -> Path:
     """A PNG with a few training tiles of each city side by side."""
     import matplotlib
@@ -42,11 +55,10 @@ def preview(
 
     from citygen.data.dataset import CityTileDataset, composite
 
-    dataset = CityTileDataset(data, split="train", cities=[c for c in cities])
+    dataset = CityTileDataset(data, split="train", cities=list(cities))
     fig, axes = plt.subplots(len(cities), 4, figsize=(12, 3.2 * len(cities)), squeeze=False)
     for row, city in enumerate(cities):
-        indexes = dataset.tiles.index[dataset.tiles["city"] == city][:4]
-        for ax, index in zip(axes[row], indexes, strict=False):
+        for ax, index in zip(axes[row], dataset.tiles.index[dataset.tiles["city"] == city][:4], strict=False):
             sample = dataset[int(index)]
             ax.imshow(composite(sample["image"], sample["bands"]))
             ax.set_title(f"{city}\n{sample['tile_id'].split(':', 1)[1]}", fontsize=8)
@@ -61,31 +73,173 @@ def preview(
     return path
 
 
+def _fit(config: str, data: Path, run_name: str, quick: bool) -> Path:
+    from citygen.training import main as lightning_main
+
+    args = ["fit", "--config", str(EXPERIMENTS / config), "--data.root", str(data), "--run_name", run_name]
+    if quick:
+        args += ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2"]
+    lightning_main(args)
+    checkpoints = sorted((settings.runs_dir() / run_name).rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not checkpoints:
+        raise RuntimeError(f"training {run_name} wrote no checkpoint under {settings.runs_dir() / run_name}")
+    return checkpoints[-1]
+
+
+def _evaluate(ckpt: Path, data: Path, out: Path, workers: int) -> dict[str, Any]:
+    from citygen.evaluate import main as evaluate_main
+
+    evaluate_main(["--ckpt", str(ckpt), "--data", str(data), "--json", str(out), "--workers", str(workers)])
+    return json.loads(out.read_text())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from citygen.data.build import build_dataset
     from citygen.data.spec import load_config
+    from citygen.workflows.compare import compare
+    from citygen.workflows.embed import embed
+    from citygen.workflows.generate import generate
 
-    data = args.data or settings.data_dir()
-    out = args.out or settings.runs_dir() / "demo"
-    print(f"[1/2] building the sample cities into {data}/ ...")
+    data = (args.data or settings.data_dir()).resolve()
+    out = (args.out or settings.runs_dir() / "demo").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ["CITYGEN_RUNS_DIR"] = str(out / "runs")  # checkpoints and logs of the demo's training runs
+    timings: dict[str, float] = {}
+
+    def step(name: str, message: str) -> float:
+        print(f"\n[{len(timings) + 1}/7] {message}", flush=True)
+        timings[name] = 0.0
+        return time.perf_counter()
+
+    start = step("build", f"building the sample cities into {data}/ ...")
     results = build_dataset(load_config(args.config), data, workers=args.workers, progress=False)
     for result in results:
         print("  " + result.summary())
-    failed = [r for r in results if r.status == "failed"]
-    if failed:
-        print(f"{len(failed)} cities failed to build", flush=True)
+    if any(r.status == "failed" for r in results):
         return 2
-    print(f"[2/2] drawing a preview into {out}/ ...")
     picture = preview(data, out)
-    manifest = json.loads((data / "manifest.json").read_text())
-    tiles = sum(sum(record["tiles"].values()) for record in manifest["cities"].values())
+    timings["build"] = time.perf_counter() - start
+
+    start = step("train_autoencoder", "training the demo autoencoder (configs/experiments/ae_demo.yaml) ...")
+    ae_ckpt = _fit("ae_demo.yaml", data, "demo_autoencoder", args.quick)
+    timings["train_autoencoder"] = time.perf_counter() - start
+
+    start = step("train_pix2pix", "training the demo pix2pix model (configs/experiments/pix2pix_demo.yaml) ...")
+    p2p_ckpt = _fit("pix2pix_demo.yaml", data, "demo_pix2pix", args.quick)
+    timings["train_pix2pix"] = time.perf_counter() - start
+
+    start = step("evaluate", "evaluating both models on the test split ...")
+    ae_eval = _evaluate(ae_ckpt, data, out / "evaluate_autoencoder.json", args.workers)
+    p2p_eval = _evaluate(p2p_ckpt, data, out / "evaluate_pix2pix.json", args.workers)
+    timings["evaluate"] = time.perf_counter() - start
+
+    start = step("embed_compare", "embedding every tile and comparing the cities ...")
+    embed(ae_ckpt, out / "embeddings.parquet", data=data, workers=args.workers)
+    comparison = compare(out / "embeddings.parquet", out / "compare", data_root=data)
+    timings["embed_compare"] = time.perf_counter() - start
+
+    start = step("generate", "generating candidate layouts for three target densities ...")
+    generated = {
+        name: generate(p2p_ckpt, targets, out / "generate" / name, n=4, seed=i, strict=False)
+        for i, (name, targets) in enumerate(TARGET_SWEEP.items())
+    }
+    timings["generate"] = time.perf_counter() - start
+
+    print(f"\n[7/7] writing the report to {out}/ ...", flush=True)
+    report = demo_report(data, out, picture, ae_ckpt, p2p_ckpt, ae_eval, p2p_eval, comparison, generated, timings)
     print(
-        f"\nDone. {len(results)} cities, {tiles} tiles of 256 px.\n"
-        f"  GeoTIFFs (one per city):   {data}/<city>.tif\n"
-        f"  tile index (GeoParquet):   {data}/tiles.parquet\n"
-        f"  manifest (sources, hashes, versions, timings): {data}/manifest.json\n"
-        f"  preview:                   {picture}\n"
-        f"Map data {OSM_ATTRIBUTION}."
+        f"\nDone in {sum(timings.values()) / 60:.1f} min. Look at:\n"
+        f"  {out}/report.md            the summary (figures linked)\n"
+        f"  {out}/report.json          probe accuracies, reconstruction IoU, conditioning errors\n"
+        f"  {out}/compare/             city distances, tile maps, nearest neighbours\n"
+        f"  {out}/generate/            candidate GeoTIFFs, GeoJSON, contact sheets, pattern cards\n"
+        f"  {out}/runs/                checkpoints and training logs\n"
+        f"  {data}/                    rasters, tiles.parquet, manifest.json\n"
+        f"Probe accuracy Houston vs Copenhagen: {_fmt(report['probe_accuracy'].get('houston_vs_copenhagen'))}, "
+        f"all cities: {_fmt(report['probe_accuracy'].get('all_cities'))}. Map data {OSM_ATTRIBUTION}."
     )
     return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def demo_report(
+    data, out, picture, ae_ckpt, p2p_ckpt, ae_eval, p2p_eval, comparison, generated, timings
+) -> dict[str, Any]:
+    from citygen.data.geotiff import atomic_path
+
+    conditioning = {
+        key.removeprefix("mape_"): {
+            "mape": value,
+            "spearman": p2p_eval.get(f"spearman_{key.removeprefix('mape_')}"),
+            "mae": p2p_eval.get(f"mae_{key.removeprefix('mape_')}"),
+        }
+        for key, value in p2p_eval.items()
+        if key.startswith("mape_")
+    }
+    report = {
+        "data": str(data),
+        "checkpoints": {"autoencoder": str(ae_ckpt), "pix2pix": str(p2p_ckpt)},
+        "probe_accuracy": comparison["probe_accuracy"],
+        "probes": comparison["probes"],
+        "reconstruction": {k: v for k, v in ae_eval.items() if k.startswith(("iou_", "f1_", "recon_"))},
+        "reconstruction_metrics": {k: v for k, v in ae_eval.items() if k.startswith(("rel_err_", "spearman_"))},
+        "conditioning_error": conditioning,
+        "generation": {
+            name: {"targets": r["targets"], "best": r["candidates"][0]["targets"], "diversity": r["diversity"]}
+            for name, r in generated.items()
+        },
+        "metric_r2": comparison["metric_r2"],
+        "timings_s": timings,
+        "attribution": OSM_ATTRIBUTION,
+    }
+    with atomic_path(out / "report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2, default=str))
+    lines = ["# citygen demo report", "", f"Dataset: `{data}`. ![sample tiles]({Path(picture).name})", ""]
+    lines += [
+        "## City identity from the autoencoder's latent space",
+        "",
+        "| probe | accuracy on held-out tiles | chance |",
+        "|---|---|---|",
+    ]
+    for name, probe in comparison["probes"].items():
+        lines.append(f"| {name} | {_fmt(probe['accuracy'])} | {_fmt(probe['chance'])} |")
+    lines += ["", "![tiles](compare/tiles_pca.png) ![neighbours](compare/nearest_neighbours.png)", ""]
+    lines += ["## Reconstruction (test split)", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in report["reconstruction"].items()]
+    lines += [
+        "",
+        "## Conditioning (pix2pix, test-split targets)",
+        "",
+        "| target | MAPE | Spearman | MAE |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {_fmt(v['mape'])} | {_fmt(v['spearman'])} | {_fmt(v['mae'])} |" for k, v in conditioning.items()
+    ]
+    lines += ["", "## Generated layouts", ""]
+    for name, r in generated.items():
+        wanted = ", ".join(f"{k}={v:g}" for k, v in r["targets"].items())
+        achieved = ", ".join(f"{k}={v['achieved']:.3g}" for k, v in r["candidates"][0]["targets"].items())
+        lines += [
+            f"### {name}: {wanted}",
+            "",
+            f"Best candidate: {achieved}.",
+            "",
+            f"![{name}](generate/{name}/contact_sheet.png)",
+            "",
+        ]
+    lines += [
+        "## Time per step (s)",
+        "",
+        *[f"- {k}: {v:.0f}" for k, v in timings.items()],
+        "",
+        f"Map data {OSM_ATTRIBUTION}.",
+        "",
+    ]
+    with atomic_path(out / "report.md") as tmp:
+        tmp.write_text("\n".join(lines))
+    return report
