@@ -168,3 +168,17 @@ def test_local_file_formats(tmp_path: Path) -> None:
     kotka = load_city(parse_city({"id": "k", "files": [str(gz)], "layers": ["streets", "buildings"]}))
     assert len(kotka.features["buildings"]) > 2000 and "green" not in kotka.features
     assert kotka.present["buildings"] and not kotka.present["green"]
+
+
+def test_index_keeps_cities_of_earlier_runs_and_is_stable(tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    first = [parse_city({"id": "houston_museum_district", "sample": "houston_museum_district"})]
+    second = [parse_city({"id": "cph_indre_by_buildings", "sample": "cph_indre_by_buildings"})]
+    build_dataset(first, tmp_path, progress=False)
+    build_dataset(second, tmp_path, progress=False)
+    tiles = gpd.read_parquet(tmp_path / "tiles.parquet")
+    assert set(tiles["city"]) == {"houston_museum_district", "cph_indre_by_buildings"}
+    manifest = (tmp_path / "manifest.json").read_bytes()
+    build_dataset(second, tmp_path, progress=False)  # nothing to do: index and manifest untouched
+    assert (tmp_path / "manifest.json").read_bytes() == manifest

@@ -200,7 +200,11 @@ def build_dataset(
     progress: bool = True,
     on_result: Callable[[CityResult], None] | None = None,
 ) -> list[CityResult]:
-    """Build every city, then the tile index and manifest of all cities that exist in ``out_dir``."""
+    """Build every city, then the tile index and manifest of ``out_dir``.
+
+    Cities that earlier runs built into ``out_dir`` stay in the index and manifest. When every city was
+    already up to date, the index and manifest are left untouched.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -215,6 +219,17 @@ def build_dataset(
         on_result=on_result,
     )
     done = [r for r in results if r.status != "failed"]
+    if not done:
+        return results
+    index_path, manifest_path = out_dir / "tiles.parquet", out_dir / "manifest.json"
+    previous = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    unchanged = index_path.is_file() and all(
+        r.status == "skipped"
+        and previous.get("cities", {}).get(r.city, {}).get("build_key") == r.record.get("build_key")
+        for r in done
+    )
+    if unchanged:
+        return results  # keep the index and manifest as they are (caches downstream are keyed on them)
     tile_start = time.perf_counter()
     frames = []
     for result in done:
@@ -225,22 +240,29 @@ def build_dataset(
         result.record["tiles"] = {
             split: int((frames[-1]["split"] == split).sum()) for split in ("train", "val", "test")
         }
-    if frames:
-        tiles = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=4326)
-        with atomic_path(out_dir / "tiles.parquet") as tmp:
-            tiles.to_parquet(tmp)
-    if not done:
-        return results
+    # Cities built into this folder by earlier runs (other configs, --cities) stay in the index.
+    current = {spec.id for spec in specs}
+    kept = {
+        city: record
+        for city, record in previous.get("cities", {}).items()
+        if city not in current and (out_dir / f"{city}.tif").is_file()
+    }
+    if kept and index_path.is_file():
+        old = gpd.read_parquet(index_path)
+        frames.append(old[old["city"].isin(list(kept))])
+    tiles = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=4326)
+    with atomic_path(index_path) as tmp:
+        tiles.to_parquet(tmp)
     manifest = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "attribution": OSM_ATTRIBUTION,
         "bands": list(BAND_NAMES),
         "versions": package_versions(),
-        "cities": {r.city: r.record for r in done},
+        "cities": {**kept, **{r.city: r.record for r in done}},
         "failed": {r.city: r.error for r in results if r.status == "failed"},
         "timings_s": {"total": time.perf_counter() - start, "tile_index": time.perf_counter() - tile_start},
     }
-    with atomic_path(out_dir / "manifest.json") as tmp:
+    with atomic_path(manifest_path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, default=str))
     return results
 
