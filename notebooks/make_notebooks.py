@@ -15,7 +15,7 @@ from pathlib import Path
 os.environ.setdefault("WANDB_MODE", "offline")  # W&B runs stay on disk unless you set WANDB_MODE=online
 REPO = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 WORK = Path(os.environ.get("CITYGEN_NOTEBOOK_DIR", tempfile.mkdtemp(prefix="citygen-nb-")))
-os.environ.setdefault("CITYGEN_RUNS_DIR", str(WORK / "runs"))
+os.environ["CITYGEN_RUNS_DIR"] = str(WORK / "runs")  # this notebook's training runs
 print("working in", WORK)"""
 
 NOTEBOOKS = {
