@@ -182,3 +182,13 @@ def test_index_keeps_cities_of_earlier_runs_and_is_stable(tmp_path: Path) -> Non
     manifest = (tmp_path / "manifest.json").read_bytes()
     build_dataset(second, tmp_path, progress=False)  # nothing to do: index and manifest untouched
     assert (tmp_path / "manifest.json").read_bytes() == manifest
+
+
+def test_geojson_without_declared_layers_vouches_only_for_what_it_holds() -> None:
+    from citygen.data.sources import load_city
+
+    path = samples_dir() / "houston" / "houston_meyerland_buildings.geojson"
+    city = load_city(parse_city({"id": "meyerland", "files": [str(path)]}))
+    assert city.present["buildings"] and not city.present["streets"] and not city.present["green"]
+    declared = load_city(parse_city({"id": "m", "files": [{"path": str(path), "layers": ["buildings", "green"]}]}))
+    assert declared.present["green"]  # declared: an area with no green in it

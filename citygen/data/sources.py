@@ -123,7 +123,11 @@ def _load_file(source: FileSource, spec: CitySpec) -> _RawSource:
             )
         return _RawSource(graph=extract.graph, features=extract.features, layers=wanted, record=record)
     if name.endswith(VECTOR_SUFFIXES):
-        return _RawSource(graph=None, features=_read_vector(path, wanted), layers=wanted, record=record)
+        features = _read_vector(path, wanted)
+        # A vector file vouches for the layers it was declared for, or else for those found in it.
+        provided = wanted if source.layers is not None else tuple(features)
+        provided = tuple(layer for layer in provided if layer != "streets")  # vector files hold no graph
+        return _RawSource(graph=None, features=features, layers=provided, record=record)
     raise SourceError(
         f"unsupported file type: {path.name}",
         "use .osm, .osm.bz2, .osm.gz, .osm.pbf, .graphml(.gz), .geojson, .gpkg or .parquet",
