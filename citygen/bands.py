@@ -44,8 +44,12 @@ BANDS: tuple[Band, ...] = (
         "fraction",
         "Fraction covered by footways, cycleways, paths, pedestrian streets and steps (buffered centre lines).",
     ),
-    Band("amenities", "count / pixel", "Number of amenity and shop points (polygon POIs as points) in the pixel."),
-    Band("valid", "0/1", "1 where every layer of the source covers the pixel, 0 outside the extract."),
+    Band(
+        "amenities",
+        "count / pixel",
+        "Number of amenity and shop points (polygon POIs as points) in the pixel.",
+    ),
+    Band("valid", "0/1", "1 inside the area every source covers (the convex hull of its data), 0 outside."),
 )
 
 BAND_NAMES: tuple[str, ...] = tuple(band.name for band in BANDS)

@@ -28,7 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("citygen.training", "predict with a model (LightningCLI)"),
     "evaluate": ("citygen.evaluate", "evaluate a checkpoint on the test split and print figures"),
     "embed": ("citygen.workflows.cli:embed_main", "embed every tile of a dataset with a trained autoencoder"),
-    "compare": ("citygen.workflows.cli:compare_main", "compare cities in latent space: distances, maps, probes, neighbours"),
+    "compare": (
+        "citygen.workflows.cli:compare_main",
+        "compare cities in latent space: distances, maps, probes, neighbours",
+    ),
     "generate": ("citygen.workflows.cli:generate_main", "generate candidate layouts from target parameters"),
     "demo": ("citygen.demo", "run the main job on the shipped sample cities"),
 }

@@ -72,9 +72,7 @@ def bearing_histogram(
     bearings = np.asarray(bearings_deg, dtype=float) % 360.0
     w = np.ones_like(bearings) if weights is None else np.asarray(weights, dtype=float)
     keep = np.isfinite(bearings) & np.isfinite(w)
-    split_counts, _ = np.histogram(
-        bearings[keep], bins=np.linspace(0.0, 360.0, 2 * num_bins + 1), weights=w[keep]
-    )
+    split_counts, _ = np.histogram(bearings[keep], bins=np.linspace(0.0, 360.0, 2 * num_bins + 1), weights=w[keep])
     split_counts = np.roll(split_counts, 1)
     return split_counts[::2] + split_counts[1::2]
 

@@ -102,9 +102,7 @@ def draw_card(result: SourceResult, path: str | Path) -> Path:
         top=0.93,
         bottom=0.04,
     )
-    fig.suptitle(
-        f"{result.city_id} — pattern card", fontsize=16, fontweight="bold", x=0.06, y=0.985, ha="left"
-    )
+    fig.suptitle(f"{result.city_id} — pattern card", fontsize=16, fontweight="bold", x=0.06, y=0.985, ha="left")
     fig.text(0.06, 0.955, f"{result.kind} source: {result.source}", fontsize=8, color="#555555")
 
     ax_map = fig.add_subplot(grid[0, 0])
@@ -123,9 +121,7 @@ def draw_card(result: SourceResult, path: str | Path) -> Path:
     hist = np.asarray(result.orientation_hist, float)
     if hist.sum() > 0:
         theta = np.radians(np.arange(0, 360, 10))
-        ax_pol.bar(
-            theta, hist / hist.max(), width=np.radians(10), color="#3b6ea8", edgecolor="white", linewidth=0.5
-        )
+        ax_pol.bar(theta, hist / hist.max(), width=np.radians(10), color="#3b6ea8", edgecolor="white", linewidth=0.5)
     ax_pol.set_theta_zero_location("N")
     ax_pol.set_theta_direction(-1)
     ax_pol.set_yticks([])
@@ -162,15 +158,9 @@ def draw_card(result: SourceResult, path: str | Path) -> Path:
     for i, p in enumerate(result.patterns):
         y = 1.0 - i / max(n, 1)
         mark, color = (
-            ("PASS", "#2e7d32")
-            if p.holds
-            else ("FAIL", "#c62828")
-            if p.holds is False
-            else ("n/m", "#888888")
+            ("PASS", "#2e7d32") if p.holds else ("FAIL", "#c62828") if p.holds is False else ("n/m", "#888888")
         )
-        ax_pat.text(
-            0.0, y, mark, fontsize=8.5, fontweight="bold", color=color, va="top", transform=ax_pat.transAxes
-        )
+        ax_pat.text(0.0, y, mark, fontsize=8.5, fontweight="bold", color=color, va="top", transform=ax_pat.transAxes)
         ax_pat.text(
             0.07,
             y,
@@ -181,9 +171,7 @@ def draw_card(result: SourceResult, path: str | Path) -> Path:
             transform=ax_pat.transAxes,
         )
         detail = (
-            f"{p.value:.3g} (rule {p.threshold})"
-            if p.value is not None
-            else p.note.removeprefix("not measurable: ")
+            f"{p.value:.3g} (rule {p.threshold})" if p.value is not None else p.note.removeprefix("not measurable: ")
         )
         ax_pat.text(
             0.36,

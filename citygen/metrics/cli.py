@@ -24,9 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Urban metrics (street network, density, walkability, A Pattern Language) for cities "
         "and citygen rasters.",
     )
-    p.add_argument(
-        "sources", nargs="+", metavar="SOURCE", help="sample id, OSM/GraphML file, or citygen GeoTIFF"
-    )
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="sample id, OSM/GraphML file, or citygen GeoTIFF")
     p.add_argument("--tiles", action="store_true", help="one row per tile of each GeoTIFF")
     p.add_argument("--tile-size", type=int, default=256, help="tile size in pixels (default 256)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write a list of records, one per source")
@@ -89,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tile_size < 16:
         raise ConfigError(f"--tile-size must be at least 16 pixels, got {args.tile_size}")
     results = [
-        r
-        for s in args.sources
-        for r in measure(s, tiles=args.tiles, tile_size=args.tile_size, sheds=not args.no_sheds)
+        r for s in args.sources for r in measure(s, tiles=args.tiles, tile_size=args.tile_size, sheds=not args.no_sheds)
     ]
     print(side_by_side(results))
     if args.json:

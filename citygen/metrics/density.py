@@ -72,9 +72,7 @@ def density_metrics(
         out.set("building_coverage", shapely.area(parts).sum() / area, "share")
         geoms = buildings.geometry.values
         inside = shapely.intersects(extent, shapely.point_on_surface(geoms))
-        levels = (
-            buildings["levels"].to_numpy(float) if "levels" in buildings else np.full(len(buildings), np.nan)
-        )
+        levels = buildings["levels"].to_numpy(float) if "levels" in buildings else np.full(len(buildings), np.nan)
         known = np.isfinite(levels) & (levels > 0)
         filled = np.where(known, levels, DEFAULT_LEVELS)
         clipped = shapely.area(shapely.intersection(shapely.make_valid(geoms), extent))
@@ -116,9 +114,7 @@ def cell_shares(*, parts: np.ndarray, extent: shapely.Geometry, cell_m: float) -
     return covered / land
 
 
-def ring_values(
-    *, parts: np.ndarray, weights: np.ndarray, extent: shapely.Geometry
-) -> tuple[float, float, float]:
+def ring_values(*, parts: np.ndarray, weights: np.ndarray, extent: shapely.Geometry) -> tuple[float, float, float]:
     """Weighted coverage of three rings of equal thickness around the weighted centre of ``parts``.
 
     The rings reach the radius of the circle with the extent's area (Pattern 29, density rings).
@@ -179,14 +175,10 @@ def density_pattern_inputs(
             "the data has no buildings",
         )
     else:
-        levels = (
-            buildings["levels"].to_numpy(float) if "levels" in buildings else np.full(len(buildings), np.nan)
-        )
+        levels = buildings["levels"].to_numpy(float) if "levels" in buildings else np.full(len(buildings), np.nan)
         known = levels[np.isfinite(levels) & (levels > 0)]
         if len(known) < MIN_LEVELS_KNOWN:
-            out.missing(
-                "levels_le4_share", "share", f"only {len(known)} buildings have levels or height tags"
-            )
+            out.missing("levels_le4_share", "share", f"only {len(known)} buildings have levels or height tags")
         else:
             out.set(
                 "levels_le4_share",
@@ -218,9 +210,7 @@ def density_pattern_inputs(
         xy = shapely.get_coordinates(amenities.geometry.representative_point().values)
         xy = xy[shapely.contains_xy(extent, xy[:, 0], xy[:, 1])] if len(xy) else xy
         spacing, n_nodes = activity_node_spacing(xy)
-        note = (
-            None if n_nodes >= 2 else f"not measurable: {n_nodes} activity node(s) (3+ amenities within 50 m)"
-        )
+        note = None if n_nodes >= 2 else f"not measurable: {n_nodes} activity node(s) (3+ amenities within 50 m)"
         out.set("activity_node_spacing_m", spacing, "m", note=note)
     return out
 
@@ -253,8 +243,7 @@ def raster_pattern_inputs(
             out.missing(
                 "levels_le4_share",
                 "share",
-                f"levels are tagged on only {float(known):.0%} of footprints "
-                "(the rest are drawn as one storey)",
+                f"levels are tagged on only {float(known):.0%} of footprints (the rest are drawn as one storey)",
             )
         elif solid.sum() == 0:
             out.missing("levels_le4_share", "share", "no building pixels")
@@ -289,13 +278,9 @@ def raster_pattern_inputs(
     if "amenities" in bands:
         counts = np.rint(np.where(valid, bands["amenities"], 0)).astype(int)
         rows, cols = np.nonzero(counts > 0)
-        xy = np.repeat(
-            np.stack([(cols + 0.5) * res, -(rows + 0.5) * res], axis=1), counts[rows, cols], axis=0
-        )
+        xy = np.repeat(np.stack([(cols + 0.5) * res, -(rows + 0.5) * res], axis=1), counts[rows, cols], axis=0)
         spacing, n_nodes = activity_node_spacing(xy)
-        note = (
-            None if n_nodes >= 2 else f"not measurable: {n_nodes} activity node(s) (3+ amenities within 50 m)"
-        )
+        note = None if n_nodes >= 2 else f"not measurable: {n_nodes} activity node(s) (3+ amenities within 50 m)"
         out.set("activity_node_spacing_m", spacing, "m", note=note)
     else:
         out.missing("activity_node_spacing_m", "m", "the raster has no amenities band")
@@ -306,9 +291,7 @@ def _raster_rings(out: MetricSet, dens: np.ndarray, valid: np.ndarray, res: floa
     w = np.where(valid, dens, 0.0)
     total = w.sum()
     if total <= 0:
-        out.missing(
-            ["density_ring_inner", "density_ring_middle", "density_ring_outer"], "m2/m2", "no buildings"
-        )
+        out.missing(["density_ring_inner", "density_ring_middle", "density_ring_outer"], "m2/m2", "no buildings")
         return
     rows, cols = np.indices(w.shape)
     cy, cx = (rows * w).sum() / total, (cols * w).sum() / total

@@ -65,8 +65,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         11,
         "Local transport areas",
-        "cells between major roads (motorway to secondary) are 1.6-3.2 km across "
-        "(median equal-area diameter)",
+        "cells between major roads (motorway to secondary) are 1.6-3.2 km across (median equal-area diameter)",
         "major_road_cell_diameter_m",
         "1600-3200 m",
         lambda v: 1600 <= v <= 3200,
@@ -74,8 +73,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         14,
         "Identifiable neighborhood",
-        "cells bounded by tertiary or larger roads are at most about 275 m "
-        "across (median equal-area diameter)",
+        "cells bounded by tertiary or larger roads are at most about 275 m across (median equal-area diameter)",
         "neighborhood_cell_diameter_m",
         "<= 275 m",
         lambda v: v <= 275,
@@ -140,8 +138,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         60,
         "Accessible green",
-        "a green of at least 0.56 ha and 46 m across within 230 m walk of every "
-        "building (share of buildings)",
+        "a green of at least 0.56 ha and 46 m across within 230 m walk of every building (share of buildings)",
         "green_access_230m",
         ">= 0.9",
         lambda v: v >= 0.9,
@@ -234,9 +231,7 @@ def evaluate_patterns(values: Mapping[str, float], notes: Mapping[str, str]) -> 
 
 # ------------------------------------------------------------------------ vector inputs needing the graph
 def _path_edges(graph: nx.MultiDiGraph, kinds: frozenset[str]) -> list[tuple]:
-    return [
-        (u, v, k) for u, v, k, d in graph.edges(keys=True, data=True) if any(h in kinds for h in _highways(d))
-    ]
+    return [(u, v, k) for u, v, k, d in graph.edges(keys=True, data=True) if any(h in kinds for h in _highways(d))]
 
 
 def _undirected_length(graph: nx.MultiDiGraph, edges: list[tuple]) -> float:
@@ -298,9 +293,7 @@ def vector_pattern_inputs(
             else:
                 lines = edge_lines(G.edge_subgraph(cycle)) if cycle else np.array([], dtype=object)
                 if len(lines) == 0:
-                    out.set(
-                        "cycleway_access_30m", 0.0, u["cycleway_access_30m"], note="no cycleway in the graph"
-                    )
+                    out.set("cycleway_access_30m", 0.0, u["cycleway_access_30m"], note="no cycleway in the graph")
                 else:
                     tree = shapely.STRtree(lines)
                     b = buildings.geometry.values

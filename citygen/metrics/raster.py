@@ -73,9 +73,7 @@ def clean_bands(
         if not finite.all():
             bad = int((~finite & valid).sum())
             if bad:
-                notes[f"band_{name}"] = (
-                    f"{bad} non-finite pixels in band {name!r} were treated as outside the data"
-                )
+                notes[f"band_{name}"] = f"{bad} non-finite pixels in band {name!r} were treated as outside the data"
             valid &= finite
             arr = np.where(finite, arr, 0.0).astype(np.float32)
         out[name] = arr
@@ -146,9 +144,7 @@ def street_graph_metrics(
             "intersection_density_km2",
         ):
             out.set(key, 0.0, NETWORK_UNITS[key], note=note)
-        keys = [
-            k for k in NETWORK_UNITS if not k.startswith("block") and k != "area_km2" and k not in out.values
-        ]
+        keys = [k for k in NETWORK_UNITS if not k.startswith("block") and k != "area_km2" and k not in out.values]
         out.missing(keys, NETWORK_UNITS, "no streets in the area")
         return out
     _, streets = consolidate_junctions(graph, tolerance_m=tolerance_m)
@@ -179,9 +175,7 @@ def street_graph_metrics(
     out.set("prop_deadend", tips / n_nodes if n_nodes else None, "share")
     out.set("prop_3way", (streets == 3).sum() / n_nodes if n_nodes else None, "share")
     out.set("prop_4way", (streets == 4).sum() / n_nodes if n_nodes else None, "share")
-    out.set(
-        "circuity_avg", graph.length_m[~loops].sum() / straight.sum() if straight.sum() > 0 else None, "ratio"
-    )
+    out.set("circuity_avg", graph.length_m[~loops].sum() / straight.sum() if straight.sum() > 0 else None, "ratio")
     out.set("self_loop_proportion", loops.mean(), "share")
     hist = bearing_histogram(_bearings_true(graph, crs, transform))
     entropy = entropy_from_counts(hist)
@@ -222,9 +216,7 @@ def block_metrics_raster(*, street_mask: np.ndarray, valid: np.ndarray, resoluti
     return block_stats(areas=areas[keep], perimeters=edge_counts[keep] * resolution_m, area_km2=area_km2)
 
 
-def _cell_points(
-    mask_weight: np.ndarray, resolution_m: float, cell_m: float
-) -> tuple[np.ndarray, np.ndarray]:
+def _cell_points(mask_weight: np.ndarray, resolution_m: float, cell_m: float) -> tuple[np.ndarray, np.ndarray]:
     """Points (x, y in metres, as StreetGraph) of cells of size ``cell_m`` with their weight sums."""
     k = max(1, round(cell_m / resolution_m))
     h, w = mask_weight.shape
@@ -298,9 +290,7 @@ def raster_metrics(
     out.notes.update(notes)
     area_km2 = out.get("area_km2")
     if "streets" not in arrays:
-        empty = StreetGraph(
-            np.zeros((0, 2)), np.zeros((0, 2), np.int64), np.zeros(0), resolution_m, valid.shape
-        )
+        empty = StreetGraph(np.zeros((0, 2)), np.zeros((0, 2), np.int64), np.zeros(0), resolution_m, valid.shape)
         keys = [k for k in NETWORK_UNITS if k != "area_km2"]
         out.missing(keys, NETWORK_UNITS, "the raster has no streets band (or it is flagged absent)")
         graph = empty
@@ -313,9 +303,7 @@ def raster_metrics(
         elif out.get("street_share") > ALL_STREETS_SHARE:
             reason = "the area is almost all street surface, so no street centre lines can be recovered"
             out.missing([k for k in NETWORK_UNITS if k != "area_km2"], NETWORK_UNITS, reason)
-            graph = StreetGraph(
-                np.zeros((0, 2)), np.zeros((0, 2), np.int64), np.zeros(0), resolution_m, valid.shape
-            )
+            graph = StreetGraph(np.zeros((0, 2)), np.zeros((0, 2), np.int64), np.zeros(0), resolution_m, valid.shape)
         else:
             out.update(street_graph_metrics(graph=graph, area_km2=area_km2, crs=crs, transform=transform))
             mask = street_mask(arrays["streets"], resolution_m=resolution_m, valid=valid)

@@ -77,9 +77,7 @@ def load_source(source: Any) -> tuple[str, Any]:
     if _is_raster(source):
         return "raster", source
     if not isinstance(source, (str, Path)):
-        raise ConfigError(
-            f"cannot measure a {type(source).__name__}", "pass a sample id, a file path, or CityLayers"
-        )
+        raise ConfigError(f"cannot measure a {type(source).__name__}", "pass a sample id, a file path, or CityLayers")
     text = str(source)
     path = Path(text).expanduser()
     from citygen.data.sources import load_city
@@ -94,9 +92,7 @@ def load_source(source: Any) -> tuple[str, Any]:
         city_id = re.sub(r"[^A-Za-z0-9_-]", "_", path.name.split(".")[0]) or "city"
         return text, load_city(parse_city({"id": city_id, "files": [str(path)]}))
     if path.suffix or "/" in text:
-        raise SourceError(
-            f"file not found: {text}", "check the path, or give a sample id (`citygen data samples`)"
-        )
+        raise SourceError(f"file not found: {text}", "check the path, or give a sample id (`citygen data samples`)")
     return text, load_city(text)
 
 
@@ -227,9 +223,7 @@ def raster_result(
 def _raster_paths(m: MetricSet, raster: Any, res: float) -> None:
     present = getattr(raster, "present", None) or {}
     if "paths" not in raster.bands or present.get("paths") is False:
-        m.missing(
-            "path_street_length_ratio", "ratio", "the raster has no paths band (or it is flagged absent)"
-        )
+        m.missing("path_street_length_ratio", "ratio", "the raster has no paths band (or it is flagged absent)")
         return
     if _network_type(raster) == "drive":
         m.missing("path_street_length_ratio", "ratio", "the raster was built from a drive network (no paths)")
@@ -293,9 +287,7 @@ def tile_results(
 
 
 # ----------------------------------------------------------------------------- entry point
-def measure(
-    source: Any, *, tiles: bool = False, tile_size: int = 256, sheds: bool = True
-) -> list[SourceResult]:
+def measure(source: Any, *, tiles: bool = False, tile_size: int = 256, sheds: bool = True) -> list[SourceResult]:
     """Measure one source (sample id, path, CityLayers or RasterData); a list because of tiles."""
     label, obj = load_source(source)
     if _is_raster(obj):
@@ -303,9 +295,7 @@ def measure(
             return tile_results(label, obj, size=tile_size, sheds=sheds)
         return [raster_result(label, obj, sheds=sheds)]
     if tiles:
-        raise ConfigError(
-            f"{label}: --tiles needs a GeoTIFF", "build one with `citygen data build` and pass the .tif"
-        )
+        raise ConfigError(f"{label}: --tiles needs a GeoTIFF", "build one with `citygen data build` and pass the .tif")
     return [vector_result(label, obj, sheds=sheds)]
 
 

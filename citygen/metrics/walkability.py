@@ -36,15 +36,11 @@ WALKABILITY_WEIGHTS: dict[str, float] = {
 REFERENCE_FILE = "reference_cities.json"
 # Amenity values grouped into Walk-Score-like categories for access shares; other values -> "other".
 AMENITY_CATEGORIES: dict[str, frozenset[str]] = {
-    "food": frozenset(
-        {"restaurant", "cafe", "fast_food", "bar", "pub", "food_court", "ice_cream", "biergarten"}
-    ),
+    "food": frozenset({"restaurant", "cafe", "fast_food", "bar", "pub", "food_court", "ice_cream", "biergarten"}),
     "shop": frozenset({"shop", "marketplace"}),
     "education": frozenset({"school", "kindergarten", "college", "university", "library", "childcare"}),
     "health": frozenset({"pharmacy", "doctors", "clinic", "hospital", "dentist"}),
-    "services": frozenset(
-        {"bank", "atm", "post_office", "townhall", "police", "fire_station", "community_centre"}
-    ),
+    "services": frozenset({"bank", "atm", "post_office", "townhall", "police", "fire_station", "community_centre"}),
     "culture": frozenset({"theatre", "cinema", "arts_centre", "nightclub", "place_of_worship", "museum"}),
 }
 
@@ -160,9 +156,7 @@ def pedestrian_sheds(
     row_of[src] = np.arange(len(src))
     rmax = float(max(radii_m))
     out = {r: {k: np.zeros(len(src)) for k in ("length_m", "area_m2", "ratio")} for r in radii_m}
-    for idx, local, dist in limited_distances(
-        adjacency=adj, node_xy=node_xy, limit_m=rmax, sources=src, chunk=chunk
-    ):
+    for idx, local, dist in limited_distances(adjacency=adj, node_xy=node_xy, limit_m=rmax, sources=src, chunk=chunk):
         rows_out = row_of[idx]
         pos = np.full(n, -1)
         pos[local] = np.arange(len(local))
@@ -258,9 +252,7 @@ def amenity_metrics(
     units = dict.fromkeys(mix_keys, "effective classes")
     units["amenity_count"], units["amenity_mix_entropy"] = "count", "0-1"
     if amenities is None:
-        out.missing(
-            [*mix_keys, "amenity_access_mean"], {**units, "amenity_access_mean": "share"}, "no amenity layer"
-        )
+        out.missing([*mix_keys, "amenity_access_mean"], {**units, "amenity_access_mean": "share"}, "no amenity layer")
         return out
     classes = amenities["amenity_class"].astype(str) if "amenity_class" in amenities else None
     out.set("amenity_count", len(amenities), "count")
