@@ -1,0 +1,292 @@
+"""Pix2PixTask: conditional GAN from urban-metric targets (and optionally streets) to layout channels.
+
+Manual optimisation with two optimizers (D then G per batch), so ``trainer.global_step`` advances by two
+per batch: set ``max_epochs`` rather than ``max_steps``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchmetrics import MetricCollection
+from torchmetrics.classification import BinaryF1Score, BinaryJaccardIndex
+
+from citygen.errors import ConfigError
+from citygen.losses import GANLoss, masked_l1, soft_dice
+from citygen.models import PatchGANDiscriminator, UnetGenerator, init_weights
+from citygen.models.norm import NormType
+from citygen.tasks.base import BaseTask, channel_weights, check_bands, check_finite, is_fraction, select_channels
+from citygen.tasks.conditioning import target_scale
+
+
+class Pix2PixTask(BaseTask):
+    """U-Net generator + 70x70 PatchGAN that sees condition and layout together.
+
+    Args:
+        output_bands: generated layout channels.
+        input_bands: real bands given to G as extra input (e.g. ``[streets]`` for streets -> buildings).
+        conditions: ``tile_targets`` keys given as constant maps (the data module's ``targets``).
+        input_size: crop side (``2**num_downs`` must divide it; ``num_downs`` defaults to log2(input_size)).
+        noise_dim: size of the latent code injected at every encoder level (candidates differ by it).
+        diversity_weight: weight of the mode-seeking term (Mao et al. 2019; capped as in DSGAN, Yang et al.
+            2019) rewarding outputs that change with the code, up to ``diversity_tau`` mean absolute change
+            per unit of code change.
+        gan_mode: ``vanilla`` (BCE with logits, as pix2pix) or ``lsgan``.
+        dice_weight: optional soft-Dice term on fraction bands: L1 alone favours blank layouts when
+            streets and buildings cover a small share of the pixels (0 = plain pix2pix).
+        n_epochs_decay: linearly decay the learning rate to 0 over the last this many epochs.
+    """
+
+    def __init__(
+        self,
+        output_bands: Sequence[str] = ("streets", "buildings"),
+        input_bands: Sequence[str] = (),
+        conditions: Sequence[str] = ("building_coverage", "intersection_density_km2", "green_share"),
+        input_size: int = 256,
+        num_downs: int | None = None,
+        ngf: int = 64,
+        ndf: int = 64,
+        n_layers_d: int = 3,
+        norm: NormType = "batch",
+        dropout: float = 0.5,
+        noise_dim: int = 8,
+        diversity_weight: float = 10.0,
+        diversity_tau: float = 0.1,
+        gan_mode: Literal["vanilla", "lsgan"] = "vanilla",
+        lambda_l1: float = 100.0,
+        dice_weight: float = 0.0,
+        lr: float = 2e-4,
+        beta1: float = 0.5,
+        beta2: float = 0.999,
+        n_epochs_decay: int = 0,
+        init_gain: float = 0.02,
+    ) -> None:
+        super().__init__()
+        output_bands = check_bands(output_bands, "output_bands")
+        input_bands = check_bands(input_bands, "input_bands")
+        conditions = [str(c) for c in conditions]
+        if set(input_bands) & set(output_bands):
+            raise ConfigError(f"bands {sorted(set(input_bands) & set(output_bands))} are both input and output")
+        if not conditions and not input_bands:
+            raise ConfigError("pix2pix needs conditions and/or input_bands to condition on")
+        num_downs = num_downs or int(math.log2(input_size))
+        if input_size % 2**num_downs:
+            raise ConfigError(f"input_size {input_size} is not divisible by 2**num_downs = {2**num_downs}")
+        self.save_hyperparameters()
+        # normalised values (the CLI saves the parsed config, where num_downs may be null)
+        self.hparams.update(
+            output_bands=output_bands, input_bands=input_bands, conditions=conditions, num_downs=num_downs
+        )
+        self.meta = {"output_bands": output_bands, "input_bands": input_bands, "conditions": conditions,
+                     "input_size": input_size, "num_downs": num_downs, "ngf": ngf, "noise_dim": noise_dim}  # fmt: skip
+        self.automatic_optimization = False
+        self.output_bands, self.input_bands, self.conditions = output_bands, input_bands, conditions
+        n_in = len(conditions) + len(input_bands)
+        self.generator = UnetGenerator(n_in, len(output_bands), num_downs, ngf, norm, dropout, noise_dim)
+        self.discriminator = PatchGANDiscriminator(n_in + len(output_bands), ndf, n_layers_d, norm)
+        init_weights(self.generator, "normal", init_gain)
+        init_weights(self.discriminator, "normal", init_gain)
+        self.gan_loss = GANLoss(gan_mode)
+        self.register_buffer("scales", torch.tensor([target_scale(n) for n in conditions], dtype=torch.float32))
+        self.frac_idx = [i for i, b in enumerate(output_bands) if is_fraction(b)]
+        metrics: dict[str, Any] = {}
+        for i in self.frac_idx:
+            metrics[f"iou_{output_bands[i]}"] = BinaryJaccardIndex(threshold=0.5, ignore_index=-1)
+            metrics[f"f1_{output_bands[i]}"] = BinaryF1Score(threshold=0.5, ignore_index=-1)
+        self.val_metrics = MetricCollection(metrics, prefix="val/")
+        self.test_metrics = self.val_metrics.clone(prefix="test/")
+
+    # -- generation -----------------------------------------------------------------------------
+    def condition(self, targets: Tensor | None, inputs: Tensor | None, size: int) -> Tensor:
+        """Generator input: scaled constant target maps, then the input bands."""
+        parts = []
+        if self.conditions:
+            if targets is None:
+                raise ConfigError(f"the model is conditioned on {self.conditions}; set data.targets to them")
+            t = targets.to(self.scales.dtype) / self.scales
+            parts.append(t[:, :, None, None].expand(-1, -1, size, size))
+        if self.input_bands:
+            parts.append(inputs)
+        return torch.cat(parts, dim=1)
+
+    def batch_condition(self, batch: dict[str, Any]) -> Tensor:
+        targets = None
+        if self.conditions:
+            names = list(batch.get("target_names", ()))
+            missing = [c for c in self.conditions if c not in names]
+            if missing:
+                raise ConfigError(
+                    f"the model is conditioned on {self.conditions} but the batch has targets {names}",
+                    "set data.targets to the model's conditions",
+                )
+            targets = batch["targets"][:, [names.index(c) for c in self.conditions]]
+        inputs = select_channels(batch, self.input_bands) if self.input_bands else None
+        return self.condition(targets, inputs, batch["image"].shape[-1])
+
+    def activate(self, raw: Tensor) -> Tensor:
+        out = raw.clone()
+        if self.frac_idx:
+            out[:, self.frac_idx] = torch.sigmoid(raw[:, self.frac_idx])
+        other = [i for i in range(raw.shape[1]) if i not in self.frac_idx]
+        if other:
+            out[:, other] = torch.nn.functional.softplus(raw[:, other])
+        return out
+
+    def forward(self, cond: Tensor, z: Tensor | None = None) -> Tensor:
+        """Layout in band units for a generator input (see :meth:`condition`) and a latent code."""
+        return self.activate(self.generator(cond, z))
+
+    @torch.no_grad()
+    def generate(
+        self, targets: Tensor | None, inputs: Tensor | None = None, *, size: int | None = None,
+        num_candidates: int = 1, seed: int | None = None,
+    ) -> Tensor:  # fmt: skip
+        """``[B, num_candidates, C, H, W]`` layouts for raw (unscaled) targets ``[B, K]``."""
+        size = size or self.meta["input_size"]
+        cond = self.condition(targets, inputs, size)
+        gen = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
+        outs = []
+        for _ in range(num_candidates):
+            z = torch.randn(cond.shape[0], self.generator.noise_dim, generator=gen).to(cond)
+            outs.append(self(cond, z))
+        return torch.stack(outs, dim=1)
+
+    # -- training -------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        hp = self.hparams
+        opt_g, opt_d = self.optimizers()
+        cond = self.batch_condition(batch)
+        real = select_channels(batch, self.output_bands)
+        w = channel_weights(batch, self.output_bands)
+        real = real * w
+        z = self.generator.sample_noise(cond.shape[0], cond.device)
+        fake = self.activate(self.generator(cond, z)) * w
+
+        self.toggle_optimizer(opt_d)
+        pred_real = self.discriminator(torch.cat([cond, real], 1))
+        pred_fake = self.discriminator(torch.cat([cond, fake.detach()], 1))
+        loss_d = 0.5 * (self.gan_loss(pred_real, True) + self.gan_loss(pred_fake, False))
+        check_finite(loss_d, "discriminator loss", self.global_step)
+        opt_d.zero_grad()
+        self.manual_backward(loss_d)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+
+        self.toggle_optimizer(opt_g)
+        loss_gan = self.gan_loss(self.discriminator(torch.cat([cond, fake], 1)), True)
+        loss_l1 = masked_l1(fake, real, w)
+        loss_g = loss_gan + hp.lambda_l1 * loss_l1
+        logs = {"train/loss_d": loss_d, "train/loss_g_gan": loss_gan, "train/l1": loss_l1}
+        if hp.dice_weight > 0 and self.frac_idx:
+            f = self.frac_idx
+            loss_dice = soft_dice(fake[:, f], real[:, f], w[:, f])
+            loss_g = loss_g + hp.dice_weight * loss_dice
+            logs["train/dice"] = loss_dice
+        if hp.diversity_weight > 0 and hp.noise_dim > 0:
+            z2 = self.generator.sample_noise(cond.shape[0], cond.device)
+            fake2 = self.activate(self.generator(cond, z2)) * w
+            # output change per unit of code change, rewarded up to diversity_tau (DSGAN's capped form:
+            # MSGAN's 1 / ratio explodes while the generator still ignores the code)
+            ratio = (fake - fake2).abs().mean(dim=(1, 2, 3)) / (z - z2).abs().mean(dim=1)
+            loss_div = (hp.diversity_tau - ratio.clamp(max=hp.diversity_tau)).mean()
+            loss_g = loss_g + hp.diversity_weight * loss_div
+            logs["train/diversity"] = ratio.mean()
+        check_finite(loss_g, "generator loss", self.global_step)
+        opt_g.zero_grad()
+        self.manual_backward(loss_g)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+        logs["train/loss_g"] = loss_g
+        self.log_dict(logs, batch_size=cond.shape[0])
+        self.log("g_loss", loss_g, prog_bar=True, logger=False, batch_size=cond.shape[0])
+
+    def on_train_epoch_end(self) -> None:
+        for sched in self.lr_schedulers() or []:
+            sched.step()
+
+    def _eval_step(self, batch: dict[str, Any], metrics: MetricCollection, stage: str) -> Tensor:
+        cond = self.batch_condition(batch)
+        real = select_channels(batch, self.output_bands)
+        w = channel_weights(batch, self.output_bands)
+        seed = torch.Generator().manual_seed(0)
+        z = torch.randn(cond.shape[0], self.generator.noise_dim, generator=seed).to(cond)
+        fake = self(cond, z)
+        self.log(f"{stage}/l1", masked_l1(fake * w, real * w, w), batch_size=cond.shape[0], sync_dist=True)
+        for i in self.frac_idx:
+            name = self.output_bands[i]
+            target = (real[:, i] >= 0.5).long()
+            target = torch.where(w[:, i] > 0, target, torch.full_like(target, -1))
+            metrics[f"iou_{name}"].update(fake[:, i], target)
+            metrics[f"f1_{name}"].update(fake[:, i], target)
+        self.log_dict(metrics, batch_size=cond.shape[0])
+        return fake
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        return self._eval_step(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        return self._eval_step(batch, self.test_metrics, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        cond = self.batch_condition(batch)
+        return {
+            "generated": self(cond),
+            "tile_id": batch["tile_id"],
+            "city": batch["city"],
+            "split": batch["split"],
+            "crs": batch["crs"],
+            "bounds": batch["bounds"],
+        }
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        betas = (hp.beta1, hp.beta2)
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr, betas=betas)
+        if hp.n_epochs_decay <= 0:
+            return [opt_g, opt_d]
+        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
+        keep = max(max_epochs - hp.n_epochs_decay, 0)
+
+        def factor(epoch: int) -> float:
+            return 1.0 - max(0, epoch + 1 - keep) / float(hp.n_epochs_decay + 1)
+
+        scheds = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in (opt_g, opt_d)]
+        return [opt_g, opt_d], scheds
+
+    # -- images ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def render_samples(self, batch: dict[str, Any], n: int = 4) -> tuple[np.ndarray, str]:
+        """Rows: real layout, then three candidates for the same targets."""
+        from citygen.callbacks.render import grid, render_layout
+
+        was_training = self.training
+        self.eval()
+        cond = self.batch_condition(batch)[:n]
+        cands = [
+            self(cond, self.generator.sample_noise(cond.shape[0], cond.device)).float().cpu().numpy() for _ in range(3)
+        ]
+        self.train(was_training)
+        real = select_channels(batch, self.output_bands)[:n].float().cpu().numpy()
+        mask = batch["mask"][:n].cpu().numpy()
+        shown = [*self.input_bands, *self.output_bands]
+        inputs = select_channels(batch, self.input_bands)[:n].float().cpu().numpy() if self.input_bands else None
+        rows = []
+        for i in range(len(real)):
+
+            def full(out: np.ndarray, i: int = i) -> np.ndarray:
+                return out if inputs is None else np.concatenate([inputs[i], out])
+
+            rows.append(
+                [render_layout(full(real[i]), shown, mask[i]), *(render_layout(full(c[i]), shown) for c in cands)]
+            )
+        caption = "real | 3 candidates for its targets"
+        if self.conditions:
+            t = batch["targets"][:n]
+            caption += "; " + " / ".join(", ".join(f"{v:.3g}" for v in row.tolist()) for row in t)
+        return grid(rows), caption

@@ -1,0 +1,160 @@
+"""Lightning tasks: steps on synthetic batches, overfitting real tiles, NaN guard, checkpoint checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+from torchmetrics.classification import BinaryJaccardIndex
+
+from citygen.datamodules import CityTileDataModule, collate_tiles
+from citygen.errors import CheckpointError, ConfigError
+from citygen.tasks import AutoencoderTask, Pix2PixTask, TrainingDivergedError
+
+TARGETS = ["building_coverage", "intersection_density_km2", "green_share"]
+
+
+def fake_samples(n: int, bands: list[str], size: int, targets: list[str] | None = None, nan: bool = False) -> list:
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for i in range(n):
+        image = (torch.rand(len(bands), size, size, generator=g) > 0.8).float()
+        if nan:
+            image[0, 0, 0] = float("nan")
+        s: dict[str, Any] = {
+            "image": image, "mask": torch.ones(1, size, size, dtype=torch.bool),
+            "present": torch.ones(len(bands), dtype=torch.bool), "bands": tuple(bands), "crs": "EPSG:32633",
+            "bounds": torch.tensor([0.0, 0.0, 2.0 * size, 2.0 * size], dtype=torch.float64),
+            "city": "x", "tile_id": f"x:{i}", "split": "train",
+        }  # fmt: skip
+        if targets:
+            s["targets"] = torch.rand(len(targets), generator=g) * torch.tensor([1.0, 100.0, 1.0])[: len(targets)]
+            s["target_names"] = tuple(targets)
+        out.append(s)
+    return out
+
+
+def loader(samples: list) -> DataLoader:
+    return DataLoader(samples, batch_size=2, collate_fn=collate_tiles)
+
+
+def quiet_trainer(**kw: Any) -> L.Trainer:
+    kw = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+          "enable_model_summary": False, "accelerator": "cpu", "devices": 1, **kw}  # fmt: skip
+    return L.Trainer(**kw)
+
+
+def test_autoencoder_step_masks_absent_bands() -> None:
+    task = AutoencoderTask(bands=["streets", "buildings", "floor_area"], input_size=32, widths=[8, 16], latent_dim=8)
+    batch = collate_tiles(fake_samples(2, ["buildings", "floor_area", "streets", "green"], 32))
+    losses, x, _, raw = task._step(batch)
+    assert x.shape == (2, 3, 32, 32) and raw.shape == x.shape
+    assert set(losses) >= {"bce", "dice", "l1", "loss"}
+    batch["present"][:, 0] = False  # buildings absent in the source -> no loss on that channel
+    assert channel_weights_sum(task, batch) == 2 * 2 * 32 * 32
+    with pytest.raises(ConfigError, match="water"):
+        AutoencoderTask(bands=["water"], input_size=32, widths=[8])._step(batch)
+
+
+def channel_weights_sum(task: AutoencoderTask, batch: dict) -> float:
+    from citygen.tasks.base import channel_weights
+
+    return channel_weights(batch, task.bands).sum().item()
+
+
+def test_vae_and_predict_return_latents() -> None:
+    task = AutoencoderTask(bands=["streets"], input_size=32, widths=[8, 16], latent_dim=6, variational=True)
+    batch = collate_tiles(fake_samples(2, ["streets"], 32))
+    losses, *_ = task._step(batch)
+    assert "kl" in losses and torch.isfinite(losses["loss"])
+    out = task.predict_step(batch, 0)
+    assert out["embedding"].shape == (2, 6)
+    assert out["city"] == ["x", "x"] and out["bounds"].shape == (2, 4) and out["split"] == ["train", "train"]
+
+
+def test_pix2pix_trains_and_candidates_differ() -> None:
+    torch.manual_seed(0)
+    task = Pix2PixTask(output_bands=["streets", "buildings"], conditions=TARGETS, input_size=32, ngf=8, ndf=8)
+    samples = fake_samples(4, ["streets", "buildings"], 32, TARGETS)
+    trainer = quiet_trainer(max_epochs=1, limit_val_batches=1)
+    trainer.fit(task, train_dataloaders=loader(samples), val_dataloaders=loader(samples))
+    assert trainer.global_step == 4, "manual optimisation: two optimizer steps per batch"
+    assert {"train/loss_d", "train/loss_g", "train/l1", "val/l1", "val/iou_streets"} <= set(trainer.logged_metrics)
+    task.eval()
+    targets = torch.tensor([[0.3, 80.0, 0.1]])
+    cands = task.generate(targets, num_candidates=3, seed=0)
+    assert cands.shape == (1, 3, 2, 32, 32)
+    assert cands.min() >= 0 and cands.max() <= 1
+    assert (cands[0, 0] - cands[0, 1]).abs().mean() > 1e-4, "noise must make candidates differ"
+    assert torch.equal(cands, task.generate(targets, num_candidates=3, seed=0))
+
+
+def test_pix2pix_streets_to_buildings_mode() -> None:
+    task = Pix2PixTask(output_bands=["buildings"], input_bands=["streets"], conditions=["building_coverage"],
+                       input_size=32, ngf=8, ndf=8)  # fmt: skip
+    batch = collate_tiles(fake_samples(2, ["streets", "buildings"], 32, ["building_coverage"]))
+    assert task.batch_condition(batch).shape == (2, 2, 32, 32)
+    with pytest.raises(ConfigError, match="both input and output"):
+        Pix2PixTask(output_bands=["streets"], input_bands=["streets"])
+    with pytest.raises(ConfigError, match="targets"):
+        Pix2PixTask(input_size=32, ngf=8).batch_condition(collate_tiles(fake_samples(1, ["streets"], 32)))
+
+
+@pytest.mark.parametrize("task_name", ["ae", "pix2pix"])
+def test_nan_loss_stops_training(task_name: str) -> None:
+    if task_name == "ae":
+        task: L.LightningModule = AutoencoderTask(bands=["streets"], input_size=32, widths=[8], latent_dim=4)
+        samples = fake_samples(2, ["streets"], 32, nan=True)
+    else:
+        task = Pix2PixTask(output_bands=["streets"], conditions=TARGETS, input_size=32, ngf=8, ndf=8)
+        samples = fake_samples(2, ["streets"], 32, TARGETS)
+        samples[0]["targets"][0] = float("nan")
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        quiet_trainer(max_epochs=1).fit(task, train_dataloaders=loader(samples))
+
+
+def _iou_and_loss(task: AutoencoderTask, data: Any) -> tuple[float, float]:
+    task.eval()
+    iou, losses = BinaryJaccardIndex(ignore_index=-1), []
+    with torch.no_grad():
+        for batch in DataLoader(data, batch_size=32, collate_fn=collate_tiles):
+            out, x, w, raw = task._step(batch)
+            losses.append(out["loss"].item())
+            iou.update(torch.sigmoid(raw[:, 0]), torch.where(w[:, 0] > 0, (x[:, 0] >= 0.5).long(), -1))
+    task.train()
+    return iou.compute().item(), sum(losses) / len(losses)
+
+
+def test_autoencoder_overfits_real_tiles(built_samples: Path) -> None:
+    """32 fixed 64 px crops of two Helsinki tiles: street IoU and loss must improve a lot."""
+    L.seed_everything(0)
+    dm = CityTileDataModule(root=str(built_samples), bands=["streets", "buildings"], crop_size=64, batch_size=8,
+                            cities=["helsinki_center"], max_tiles=2, random_crop=False, hflip=False, vflip=False)  # fmt: skip
+    dm.setup("fit")
+    data = dm.datasets["train"]
+    task = AutoencoderTask(bands=["streets", "buildings"], input_size=64, widths=[16, 32, 64], latent_dim=64, lr=3e-3)
+    iou0, loss0 = _iou_and_loss(task, data)
+    quiet_trainer(max_epochs=30, limit_val_batches=0).fit(task, train_dataloaders=dm.train_dataloader())
+    iou1, loss1 = _iou_and_loss(task, data)
+    assert loss1 < 0.5 * loss0, (loss0, loss1)
+    assert iou1 > 0.6 and iou1 > iou0 + 0.3, (iou0, iou1)
+
+
+def test_checkpoint_with_other_channels_is_refused(tmp_path: Path) -> None:
+    task = AutoencoderTask(bands=["streets", "buildings"], input_size=32, widths=[8, 16], latent_dim=8)
+    trainer = quiet_trainer(max_epochs=1, default_root_dir=str(tmp_path))
+    trainer.fit(task, train_dataloaders=loader(fake_samples(2, ["streets", "buildings"], 32)))
+    ckpt = tmp_path / "ae.ckpt"
+    trainer.save_checkpoint(ckpt)
+    raw = torch.load(ckpt, weights_only=True)  # plain types only
+    assert raw["citygen_meta"]["bands"] == ["streets", "buildings"]
+    same = AutoencoderTask.load_from_checkpoint(ckpt, weights_only=True)
+    assert same.bands == ["streets", "buildings"]
+    with pytest.raises(CheckpointError, match=r"bands: checkpoint \['streets', 'buildings'\], model \['streets'\]"):
+        AutoencoderTask.load_from_checkpoint(ckpt, bands=["streets"])
+    with pytest.raises(CheckpointError, match="AutoencoderTask"):
+        Pix2PixTask.load_from_checkpoint(ckpt, input_size=32)

@@ -1,0 +1,136 @@
+"""`citygen fit|validate|test|predict` in-process through citygen.training.main (LightningCLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from citygen.errors import CheckpointError
+from citygen.training import main
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+# shrink every shipped config to one tiny batch; pix2pix on the only fixture city with streets + buildings
+OVERRIDES = {
+    "ae_demo": [],
+    "ae_full": ["--data.batch_size", "2", "--data.num_workers", "0"],
+    "pix2pix_demo": ["--data.cities", "[helsinki_center]", "--data.num_workers", "0"],
+    "pix2pix_full": ["--data.batch_size", "2", "--data.num_workers", "0", "--data.cities", "[helsinki_center]"],
+}
+TINY_AE = [
+    "--model.init_args.input_size", "32", "--model.init_args.widths", "[8, 16]", "--model.init_args.latent_dim", "8",
+    "--data.crop_size", "32", "--data.batch_size", "4", "--data.num_workers", "0",
+    "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2", "--trainer.log_every_n_steps", "1",
+]  # fmt: skip
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CITYGEN_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+@pytest.mark.parametrize("name", sorted(OVERRIDES))
+def test_shipped_configs_fast_dev_run(name: str, built_samples: Path, runs: Path) -> None:
+    args = ["fit", "--config", str(CONFIGS / "experiments" / f"{name}.yaml"), "--data.root", str(built_samples)]
+    assert main([*args, *OVERRIDES[name], "--trainer.fast_dev_run", "1"]) == 0
+
+
+def test_configs_compose_and_bad_keys_are_rejected(
+    built_samples: Path, runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["fit", "--trainer", str(CONFIGS / "trainer" / "demo.yaml"), "--model", str(CONFIGS / "model" / "autoencoder.yaml"),
+            "--data.root", str(built_samples), "--data.crop_size", "128", "--data.bands", "[streets, buildings]"]  # fmt: skip
+    assert main([*base, "--trainer.fast_dev_run", "1", "--data.batch_size", "2"]) == 0
+    with pytest.raises(SystemExit) as exc:
+        main([*base, "--model.init_args.bandz", "[streets]"])
+    assert exc.value.code != 0 and "bandz" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--model.init_args.binary_loss", "focal"])
+    assert "focal" in capsys.readouterr().err
+
+
+def _last_ckpt(runs: Path, run: str) -> Path:
+    found = sorted((runs / run).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    assert found, f"no last.ckpt under {runs / run}"
+    return found[-1]
+
+
+def test_resume_continues_exactly_and_wrong_channels_fail(built_samples: Path, runs: Path, tmp_path: Path) -> None:
+    cfg = CONFIGS / "experiments" / "ae_demo.yaml"
+    common = ["--config", str(cfg), "--data.root", str(built_samples), *TINY_AE, "--trainer.enable_progress_bar", "false",
+              "--model.init_args.variational", "true"]  # fmt: skip
+    main(["fit", *common, "--run_name", "straight", "--trainer.max_epochs", "2"])
+    main(["fit", *common, "--run_name", "split", "--trainer.max_epochs", "1"])
+    first = _last_ckpt(runs, "split")
+    main(["fit", *common, "--run_name", "split", "--trainer.max_epochs", "2", "--ckpt_path", str(first)])
+    a = torch.load(_last_ckpt(runs, "straight"), weights_only=True)
+    b = torch.load(_last_ckpt(runs, "split"), weights_only=True)
+    assert a["epoch"] == b["epoch"] == 1 and a["global_step"] == b["global_step"] == 6
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), f"{key} differs after resume"
+
+    run_dir = _last_ckpt(runs, "straight").parents[1]
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["model"]["init_args"]["bands"] == ["streets", "buildings"]
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert {"train/loss", "val/loss", "val/iou_streets", "val/f1_streets"} <= set(metrics.columns)
+    assert list((run_dir / "images").glob("*.png")), "sample reconstructions are written as PNG without W&B"
+    assert list((run_dir / "checkpoints").glob("best-*.ckpt"))
+
+    # last.ckpt follows the last epoch even when the monitored metric does not improve (lr 0, no BatchNorm drift)
+    main(["fit", *common, "--run_name", "flat", "--trainer.max_epochs", "2", "--model.init_args.lr", "0",
+          "--model.init_args.norm", "none"])  # fmt: skip
+    assert torch.load(_last_ckpt(runs, "flat"), weights_only=True)["epoch"] == 1
+
+    with pytest.raises(CheckpointError, match="bands"):
+        main(["validate", *common, "--model.init_args.bands", "[streets]", "--ckpt_path", str(first)])
+
+    out = tmp_path / "emb.parquet"
+    writer = tmp_path / "writer.yaml"
+    writer.write_text(yaml.safe_dump({"trainer": {"callbacks": [
+        {"class_path": "citygen.callbacks.EmbeddingWriter", "init_args": {"output": str(out)}}]}}))  # fmt: skip
+    main(["predict", *common, "--config", str(writer), "--data.predict_split", "test", "--data.max_tiles", "2",
+          "--ckpt_path", str(first)])  # fmt: skip
+    emb = pd.read_parquet(out)
+    assert len(emb) == 2 * 64 and set(emb["split"]) == {"test"}  # 2 tiles of 8 x 8 crops of 32 px
+    assert len(emb["embedding"].iloc[0]) == 8
+    assert {"city", "tile_id", "minx", "miny", "maxx", "maxy", "crs"} <= set(emb.columns)
+
+
+def test_wandb_offline_run_holds_metrics_images_and_config(
+    built_samples: Path, runs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    main(["fit", "--config", str(CONFIGS / "experiments" / "ae_demo.yaml"), "--data.root", str(built_samples), *TINY_AE,
+          "--run_name", "wb", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"])  # fmt: skip
+    wandb_runs = list((runs / "wb" / "wandb").glob("offline-run-*"))
+    assert len(wandb_runs) == 1
+    files = wandb_runs[0] / "files"
+    assert list(files.glob("media/images/**/*.png")), "sample images go to W&B"
+    assert "run_name: wb" in (files / "citygen_config.yaml").read_text()
+    assert b"cli_config" in next(wandb_runs[0].glob("*.wandb")).read_bytes(), "resolved config in the W&B run config"
+    run_dir = _last_ckpt(runs, "wb").parents[1]
+    assert run_dir.name == wandb_runs[0].name.rsplit("-", 1)[-1]  # checkpoints live under the W&B run id
+    assert (run_dir / "config.yaml").exists() and (run_dir / "metrics.csv").exists()
+
+
+@pytest.mark.parametrize("part", sorted(p.name for p in (CONFIGS / "model").glob("*.yaml")))
+def test_model_config_parts_parse(part: str, runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["fit", "--trainer", str(CONFIGS / "trainer" / "demo.yaml"), "--model", str(CONFIGS / "model" / part)]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--print_config"])
+    assert exc.value.code in (0, None)
+    assert "class_path: citygen.tasks." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("part", sorted(p.name for p in (CONFIGS / "trainer").glob("*.yaml")))
+def test_trainer_config_parts_parse(part: str, runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["fit", "--trainer", str(CONFIGS / "trainer" / part), "--model", str(CONFIGS / "model" / "autoencoder.yaml")]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--print_config"])
+    assert exc.value.code in (0, None)
+    assert "accelerator: auto" in capsys.readouterr().out
