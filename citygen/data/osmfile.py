@@ -136,11 +136,19 @@ def _read_features(path: Path, wanted: set[str]) -> dict[str, gpd.GeoDataFrame]:
             continue  # rings broken by the extract boundary
         osm_id = obj.id if is_point else obj.orig_id()
         osm_type = "node" if is_point else ("way" if obj.from_way() else "relation")
-        rows.append({"wkb": wkb, "layers": layer_names, "osm_type": osm_type, "osm_id": osm_id, **tags})
+        rows.append(
+            {
+                "wkb": wkb,
+                "layers": layer_names,
+                "osm_type": osm_type,
+                "osm_id": osm_id,
+                **{k: v for k, v in tags.items() if k in L.FEATURE_KEYS},
+            }
+        )
     if not rows:
         return {}
     frame = pd.DataFrame(rows)
-    geometry = shapely.from_wkb(frame.pop("wkb").map(bytes.fromhex if isinstance(rows[0]["wkb"], str) else bytes))
+    geometry = shapely.from_wkb(frame.pop("wkb").to_numpy())  # pyosmium gives hex WKB
     gdf = gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326")
     return split_layers(gdf)
 
