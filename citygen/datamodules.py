@@ -108,6 +108,7 @@ class TileCrops(Dataset):
                 for c in range(0, int(t.width) - crop_size + 1, crop_size):
                     cells.append((i, r, c))
         self.cells = np.asarray(cells, dtype=np.int64).reshape(-1, 3)
+        self._rows = list(self.tiles.itertuples(index=False))  # plain tuples: pandas row access is slow
         self.targets = targets  # one row per cell, or None
         self._handles: dict[str, Any] = {}
         self._band_idx: dict[str, tuple[list[int], int | None]] = {}
@@ -116,7 +117,12 @@ class TileCrops(Dataset):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_handles"] = {}
+        del state["_rows"]  # namedtuples of a dynamic class do not pickle (spawned workers)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._rows = list(self.tiles.itertuples(index=False))
 
     def __len__(self) -> int:
         if self.augment and not self.aligned:
@@ -159,7 +165,7 @@ class TileCrops(Dataset):
                 tile, r, c = (int(v) for v in self.cells[cell])
                 return tile, r, c, cell, rng if self.augment else None
             tile = i % len(self.tiles)
-            t = self.tiles.iloc[tile]
+            t = self._rows[tile]
             r = int(rng.integers(0, int(t.height) - self.crop_size + 1))
             c = int(rng.integers(0, int(t.width) - self.crop_size + 1))
             return tile, r, c, -1, rng
@@ -171,7 +177,7 @@ class TileCrops(Dataset):
         from rasterio.windows import Window
 
         tile, r, c, cell, rng = self._pick(index)
-        t = self.tiles.iloc[tile]
+        t = self._rows[tile]
         ds, idx, valid_idx = self._open(str(t.path))
         s = self.crop_size
         window = Window(int(t.col_off) + c, int(t.row_off) + r, s, s)
@@ -191,7 +197,7 @@ class TileCrops(Dataset):
         res_y = (float(t.maxy) - float(t.miny)) / float(t.height)
         minx = float(t.minx) + c * res_x
         maxy = float(t.maxy) - r * res_y
-        present = [bool(t.get(f"present_{band_layer(b)}", True)) if band_layer(b) else True for b in self.bands]
+        present = [bool(getattr(t, f"present_{band_layer(b)}", True)) if band_layer(b) else True for b in self.bands]
         sample: dict[str, Any] = {
             "image": torch.from_numpy(np.ascontiguousarray(image)),
             "mask": torch.from_numpy(np.ascontiguousarray(mask > 0.5)),
