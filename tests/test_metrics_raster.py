@@ -147,3 +147,17 @@ def test_tiled_table_has_one_row_per_tile_with_units(rasters) -> None:
     assert df[["tile_row", "tile_col"]].drop_duplicates().shape[0] == len(df)
     assert df.attrs["units"]["street_density_km_km2"] == "km/km2"
     assert df["street_density_km_km2"].notna().all()
+
+
+def test_tile_targets_survive_blurred_generated_streets() -> None:
+    """A generated tile whose thresholded streets skeletonise to stray pixels (skan finds no paths)."""
+    from pathlib import Path
+
+    from citygen.metrics.raster import tile_targets
+
+    saved = np.load(Path(__file__).parent / "data" / "blurred_generated_tile.npz")
+    values = tile_targets({k: saved[k] for k in saved.files}, resolution_m=2.0)
+    assert values["street_density_km_km2"] == 0.0 and values["intersection_density_km2"] == 0.0
+    dots = np.zeros((64, 64), np.float32)
+    dots[10, 10] = dots[30, 40] = 1.0
+    assert tile_targets({"streets": dots, "valid": np.ones_like(dots)}, resolution_m=2.0)["street_density_km_km2"] == 0.0

@@ -103,9 +103,15 @@ def _skan_branches(skel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """Branches of a skeleton: (src, dst) node ids, path lengths in pixels, node (row, col) coords."""
     import skan  # numba-compiled; imported lazily so importing citygen.metrics stays fast
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sk = skan.Skeleton(skel, keep_images=False)
+    empty = np.zeros((0, 2), np.int64), np.zeros(0, float), np.zeros((0, 2), float)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sk = skan.Skeleton(skel, keep_images=False)
+    except ValueError:  # skan cannot build a path graph (e.g. only isolated pixels): no streets to trace
+        return empty
+    if sk.paths.shape[0] == 0:
+        return empty
     lengths = sk.path_lengths()
     indptr, indices = sk.paths.indptr, sk.paths.indices
     src = indices[indptr[:-1]]
