@@ -35,15 +35,11 @@ def band_layer(name: str) -> str | None:
 
 
 def read_tile_index(root: Path) -> pd.DataFrame:
-    path = root / "tiles.parquet"
-    if not path.exists():
-        raise SourceError(
-            f"no tile index at {path}",
-            "build a dataset first: `citygen data build --config configs/data/samples.yaml` "
-            "(or point data.root / CITYGEN_DATA_DIR to a built dataset)",
-        )
-    df = pd.read_parquet(path)
-    return df.drop(columns=[c for c in ("geometry",) if c in df.columns]).reset_index(drop=True)
+    """The tile index as a plain DataFrame (the polygons are not needed for training)."""
+    from citygen.data.dataset import read_tile_index as read_geo_index
+
+    df = read_geo_index(root)
+    return pd.DataFrame(df.drop(columns=["geometry"], errors="ignore")).reset_index(drop=True)
 
 
 class EpochSampler(Sampler):

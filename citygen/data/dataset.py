@@ -1,5 +1,7 @@
 """A torch Dataset over a built tile index: dict samples with named channels, CRS and bounds."""
 
+# composite is re-exported here for notebooks: `from citygen.data.dataset import composite`
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -16,6 +18,7 @@ from torch.utils.data import Dataset
 from citygen import OSM_ATTRIBUTION, settings
 from citygen.bands import BAND_NAMES
 from citygen.errors import ConfigError, SourceError
+from citygen.viz import composite
 
 Sample = dict[str, Any]
 
@@ -119,31 +122,6 @@ class CityTileDataset(Dataset[Sample]):
         return plot_layout(
             sample["image"], bands=sample["bands"], title=title or f"{sample['city']} {sample['tile_id']}"
         )
-
-
-# Colours of the composite: later entries are drawn over earlier ones.
-LAYER_COLOURS: dict[str, tuple[float, float, float]] = {
-    "green": (0.45, 0.75, 0.35),
-    "water": (0.35, 0.6, 0.9),
-    "parking": (0.75, 0.7, 0.6),
-    "paths": (0.85, 0.45, 0.3),
-    "streets": (0.25, 0.25, 0.25),
-    "buildings": (0.85, 0.3, 0.25),
-}
-
-
-def composite(image: torch.Tensor | np.ndarray, bands: Sequence[str]) -> np.ndarray:
-    """An RGB picture of layout channels over a white background (grey where `valid` is 0)."""
-    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    rgb = np.ones((*array.shape[1:], 3), dtype=np.float32)
-    for name, colour in LAYER_COLOURS.items():
-        if name in bands:
-            alpha = np.clip(array[list(bands).index(name)], 0, 1)[..., None]
-            rgb = rgb * (1 - alpha) + np.asarray(colour, dtype=np.float32) * alpha
-    if "valid" in bands:
-        outside = array[list(bands).index("valid")] < 0.5
-        rgb[outside] = 0.85
-    return rgb
 
 
 def plot_layout(image: torch.Tensor | np.ndarray, *, bands: Sequence[str], title: str | None = None):
