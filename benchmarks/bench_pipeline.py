@@ -104,7 +104,7 @@ def _large_area_spec(tmp: Path):
     mosaic = __import__("networkx").MultiDiGraph(crs="EPSG:4326")
     for copy in range(2):
         offset = copy * 0.0975  # degrees of longitude, about 10.2 km here
-        relabel = {n: f"{copy}-{n}" for n in shifted.nodes}
+        relabel = {n: copy * 10**12 + int(n) for n in shifted.nodes}  # GraphML node ids must stay integers
         for node, data in shifted.nodes(data=True):
             mosaic.add_node(relabel[node], **{**data, "x": data["x"] + offset})
         for u, v, data in shifted.edges(data=True):
@@ -160,6 +160,9 @@ def main() -> None:
         if args.large:
             spec, _ = _large_area_spec(Path(tmp))
             r = _in_fresh_process(spec, tmp)
+            if "error" in r:
+                print(f"20 km x 20 km build FAILED: {r['error']}")
+                return
             print(
                 f"20 km x 20 km at 2 m: {r.get('km2', float('nan')):.0f} km2 valid, peak {r.get('peak_mb', float('nan')):.0f} MB (target < 3072 MB), {sum(r.get('timings', {}).values()):.1f} s"
             )
