@@ -43,71 +43,17 @@ FALLBACK_WIDTH_M = 6.0
 LANE_WIDTH_M = 3.25
 MAX_WIDTH_M = 60.0
 
-# Highway values excluded from each network type, following OSMnx's network filters.
+# Highway values excluded from each network type, following OSMnx's network filters: ways that are not
+# built (yet or any more) leave every network, and each type drops what it cannot use.
+_NOT_BUILT = frozenset({"abandoned", "construction", "no", "planned", "platform", "proposed", "raceway", "razed"})
+_MOTOR_ONLY = frozenset({"motor", "motorway", "motorway_link"})
 _EXCLUDED: dict[str, frozenset[str]] = {
-    "all": frozenset({"abandoned", "construction", "no", "planned", "platform", "proposed", "raceway", "razed"}),
-    "drive": frozenset(
-        {
-            "abandoned",
-            "bridleway",
-            "bus_guideway",
-            "construction",
-            "corridor",
-            "cycleway",
-            "elevator",
-            "escalator",
-            "footway",
-            "no",
-            "path",
-            "pedestrian",
-            "planned",
-            "platform",
-            "proposed",
-            "raceway",
-            "razed",
-            "service",
-            "steps",
-            "track",
-        }
-    ),
-    "walk": frozenset(
-        {
-            "abandoned",
-            "construction",
-            "motor",
-            "motorway",
-            "motorway_link",
-            "no",
-            "planned",
-            "platform",
-            "proposed",
-            "raceway",
-            "razed",
-            "trunk",
-            "trunk_link",
-        }
-    ),
-    "bike": frozenset(
-        {
-            "abandoned",
-            "bus_guideway",
-            "construction",
-            "corridor",
-            "elevator",
-            "escalator",
-            "footway",
-            "motor",
-            "motorway",
-            "motorway_link",
-            "no",
-            "planned",
-            "platform",
-            "proposed",
-            "raceway",
-            "razed",
-            "steps",
-        }
-    ),
+    "all": _NOT_BUILT,
+    "drive": _NOT_BUILT
+    | {"bridleway", "bus_guideway", "corridor", "cycleway", "elevator", "escalator", "footway", "path"}
+    | {"pedestrian", "service", "steps", "track"},
+    "walk": _NOT_BUILT | _MOTOR_ONLY | {"trunk", "trunk_link"},
+    "bike": _NOT_BUILT | _MOTOR_ONLY | {"bus_guideway", "corridor", "elevator", "escalator", "footway", "steps"},
 }
 NETWORK_TYPES: tuple[str, ...] = tuple(_EXCLUDED)
 

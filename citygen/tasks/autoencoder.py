@@ -14,7 +14,15 @@ from citygen.losses import masked_bce, masked_l1, masked_mse, soft_dice
 from citygen.models import ConvAutoencoder, init_weights, kl_divergence
 from citygen.models.init import InitType
 from citygen.models.norm import NormType
-from citygen.tasks.base import BaseTask, channel_weights, check_bands, check_finite, is_fraction, select_channels
+from citygen.tasks.base import (
+    BaseTask,
+    channel_weights,
+    check_bands,
+    check_finite,
+    is_fraction,
+    select_channels,
+    tile_identity,
+)
 
 
 class AutoencoderTask(BaseTask):
@@ -156,14 +164,7 @@ class AutoencoderTask(BaseTask):
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         """Latent vectors with the crop's identity (city, tile, split, CRS, bounds)."""
         x = select_channels(batch, self.bands)
-        return {
-            "embedding": self.encode(x),
-            "tile_id": batch["tile_id"],
-            "city": batch["city"],
-            "split": batch["split"],
-            "crs": batch["crs"],
-            "bounds": batch["bounds"],
-        }
+        return {"embedding": self.encode(x), **tile_identity(batch)}
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

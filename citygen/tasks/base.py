@@ -60,6 +60,11 @@ def channel_weights(batch: dict[str, Any], names: Sequence[str]) -> Tensor:
     return mask * present[:, :, None, None]
 
 
+def tile_identity(batch: dict[str, Any]) -> dict[str, Any]:
+    """The keys that say which tile a prediction belongs to (for writers and embeddings)."""
+    return {key: batch[key] for key in ("tile_id", "city", "split", "crs", "bounds")}
+
+
 def check_finite(loss: Tensor, name: str, step: int) -> None:
     if not torch.isfinite(loss).all():
         raise TrainingDivergedError(

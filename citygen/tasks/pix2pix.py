@@ -20,7 +20,15 @@ from citygen.errors import ConfigError
 from citygen.losses import GANLoss, masked_l1, soft_dice
 from citygen.models import PatchGANDiscriminator, UnetGenerator, init_weights
 from citygen.models.norm import NormType
-from citygen.tasks.base import BaseTask, channel_weights, check_bands, check_finite, is_fraction, select_channels
+from citygen.tasks.base import (
+    BaseTask,
+    channel_weights,
+    check_bands,
+    check_finite,
+    is_fraction,
+    select_channels,
+    tile_identity,
+)
 from citygen.tasks.conditioning import target_scale
 
 
@@ -234,14 +242,7 @@ class Pix2PixTask(BaseTask):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         cond = self.batch_condition(batch)
-        return {
-            "generated": self(cond),
-            "tile_id": batch["tile_id"],
-            "city": batch["city"],
-            "split": batch["split"],
-            "crs": batch["crs"],
-            "bounds": batch["bounds"],
-        }
+        return {"generated": self(cond), **tile_identity(batch)}
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
