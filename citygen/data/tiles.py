@@ -1,7 +1,8 @@
 """The tile index: fixed-size pixel windows over each city raster, split spatially into train/val/test.
 
-Splits are assigned to square blocks of tiles, never to single tiles, and a tile is kept only if every
-block it touches has its split, so tiles of different splits never overlap (also with stride < size).
+Splits are assigned to square blocks of tiles (blocks that hold tile origins), never to single tiles. A
+tile is kept only if every such block it reaches into has its split, and a last pass drops any tile that
+still shares pixels with a tile of another split, so splits never overlap (also with stride < size).
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ import shapely
 from citygen.bands import LAYERS
 from citygen.data.geotiff import band_presence
 from citygen.data.spec import CitySpec, SplitSpec
-
-SPLITS = ("train", "val", "test")
-
 
 def assign_block_splits(n_blocks: int, split: SplitSpec, *, city_id: str) -> np.ndarray:
     """Split labels for ``n_blocks`` blocks: a seeded shuffle, at least one val and test block when possible."""
@@ -52,8 +50,8 @@ def _drop_cross_split_overlaps(
     tiles: list[tuple[int, int, float, str]], size: int
 ) -> list[tuple[int, int, float, str]]:
     """Remove tiles that share pixels with a tile of another split (only possible with stride < size)."""
-    if len(tiles) < 2:
-        return tiles
+    if len(tiles) < 2 or all(t[0] % size == 0 and t[1] % size == 0 for t in tiles):
+        return tiles  # tiles on a grid of their own size cannot overlap
     rows = np.array([t[0] for t in tiles])
     cols = np.array([t[1] for t in tiles])
     labels = np.array([t[3] for t in tiles])
