@@ -92,7 +92,7 @@ def check_targets(
             message = f"target {name}={value:g} lies outside the range seen in training [{low:.3g}, {high:.3g}]"
             if strict:
                 raise ConfigError(message, "choose a value inside the range, or pass --allow-extrapolation")
-            print(f"warning: {message}; the model extrapolates")
+            log.warning("%s; the model extrapolates", message)
     return targets
 
 
