@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from citygen import OSM_ATTRIBUTION, settings
@@ -88,6 +89,11 @@ def generate_main(argv: list[str] | None = None) -> int:
         "--allow-extrapolation", action="store_true", help="accept targets outside the training range with a warning"
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i, item in enumerate(argv[:-1]):  # "--at -95.39,29.75": argparse would take the value for an option
+        if item == "--at":
+            argv[i : i + 2] = [f"--at={argv[i + 1]}"]
+            break
     args = parser.parse_args(argv)
     from citygen.errors import ConfigError
     from citygen.workflows.generate import generate, parse_targets
