@@ -99,9 +99,7 @@ def bench_tiles(n_tiles: int) -> None:
     times = []
     for t in tiles:
         start = time.perf_counter()
-        raster_metrics(
-            bands=t, resolution_m=2.0, crs=raster.crs, transform=raster.transform, tags=raster.tags
-        )
+        raster_metrics(bands=t, resolution_m=2.0, crs=raster.crs, transform=raster.transform, tags=raster.tags)
         times.append(time.perf_counter() - start)
     times_tt = []
     for t in tiles:

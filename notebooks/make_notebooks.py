@@ -31,37 +31,39 @@ NOTEBOOKS = {
             "for s in list_samples()[:8]:\n"
             "    print(f\"{s.id:<24} {s.city:<28} {','.join(s.layers)}\")"
         ),
-        new_markdown_cell("Build three cities: Houston's grid, Copenhagen's Vesterbro, and central Helsinki (every layer)."),
+        new_markdown_cell(
+            "Build three cities: Houston's grid, Copenhagen's Vesterbro, and central Helsinki (every layer)."
+        ),
         new_code_cell(
             "from citygen.data.build import build_dataset\n"
             "from citygen.data.spec import parse_city\n\n"
-            "DATA = WORK / \"data\"\n"
-            "specs = [parse_city({\"id\": c, \"sample\": c}) for c in (\"houston_montrose\", \"cph_vesterbro\", \"helsinki_center\")]\n"
+            'DATA = WORK / "data"\n'
+            'specs = [parse_city({"id": c, "sample": c}) for c in ("houston_montrose", "cph_vesterbro", "helsinki_center")]\n'
             "for result in build_dataset(specs, DATA, progress=False):\n"
             "    print(result.summary())"
         ),
         new_code_cell(
             "import geopandas as gpd\n\n"
-            "tiles = gpd.read_parquet(DATA / \"tiles.parquet\")\n"
-            "tiles.groupby([\"city\", \"split\"]).size().unstack(fill_value=0)"
+            'tiles = gpd.read_parquet(DATA / "tiles.parquet")\n'
+            'tiles.groupby(["city", "split"]).size().unstack(fill_value=0)'
         ),
         new_markdown_cell("The splits are spatial blocks: tiles of different splits never overlap."),
         new_code_cell(
-            "ax = tiles[tiles.city == \"cph_vesterbro\"].plot(column=\"split\", legend=True, edgecolor=\"k\", figsize=(5, 5))\n"
-            "ax.set_title(\"cph_vesterbro tiles by split\");"
+            'ax = tiles[tiles.city == "cph_vesterbro"].plot(column="split", legend=True, edgecolor="k", figsize=(5, 5))\n'
+            'ax.set_title("cph_vesterbro tiles by split");'
         ),
         new_code_cell(
             "from citygen.data.dataset import CityTileDataset\n\n"
-            "dataset = CityTileDataset(DATA, split=\"train\", cities=[\"helsinki_center\"])\n"
+            'dataset = CityTileDataset(DATA, split="train", cities=["helsinki_center"])\n'
             "sample = dataset[0]\n"
-            "print(sample[\"tile_id\"], sample[\"crs\"], sample[\"bounds\"], tuple(sample[\"image\"].shape))\n"
+            'print(sample["tile_id"], sample["crs"], sample["bounds"], tuple(sample["image"].shape))\n'
             "dataset.plot(sample);"
         ),
         new_markdown_cell("The same metric suite scores vector data and rasters: Houston's grid against Copenhagen's."),
         new_code_cell(
             "from citygen.metrics.suite import compute_metrics\n\n"
-            "table = compute_metrics([\"houston_montrose\", \"cph_vesterbro\", str(DATA / \"houston_montrose.tif\")], sheds=False)\n"
-            "table[[\"source\", \"street_density_km_km2\", \"intersection_density_km2\", \"prop_3way\", \"prop_4way\", \"orientation_entropy\", \"orientation_order\"]]"
+            'table = compute_metrics(["houston_montrose", "cph_vesterbro", str(DATA / "houston_montrose.tif")], sheds=False)\n'
+            'table[["source", "street_density_km_km2", "intersection_density_km2", "prop_3way", "prop_4way", "orientation_entropy", "orientation_order"]]'
         ),
     ],
     "02_embed_and_compare_houston_copenhagen.ipynb": [
@@ -76,34 +78,34 @@ NOTEBOOKS = {
         new_code_cell(
             "from citygen.data.build import build_dataset\n"
             "from citygen.data.spec import parse_city\n\n"
-            "DATA = WORK / \"data\"\n"
-            "cities = (\"houston_montrose\", \"houston_museum_district\", \"cph_vesterbro\", \"cph_indre_by_streets\")\n"
-            "build_dataset([parse_city({\"id\": c, \"sample\": c}) for c in cities], DATA, progress=False);"
+            'DATA = WORK / "data"\n'
+            'cities = ("houston_montrose", "houston_museum_district", "cph_vesterbro", "cph_indre_by_streets")\n'
+            'build_dataset([parse_city({"id": c, "sample": c}) for c in cities], DATA, progress=False);'
         ),
         new_code_cell(
             "from citygen.training import main as fit\n\n"
-            "fit([\"fit\", \"--config\", str(REPO / \"configs/experiments/ae_demo.yaml\"),\n"
-            "     \"--data.root\", str(DATA), \"--data.bands\", \"[streets]\", \"--model.init_args.bands\", \"[streets]\",\n"
-            "     \"--trainer.max_epochs\", str(EPOCHS), \"--trainer.limit_train_batches\", \"10\", \"--trainer.limit_val_batches\", \"4\",\n"
-            "     \"--run_name\", \"nb_ae\"])\n"
-            "checkpoint = sorted((WORK / \"runs\").rglob(\"last.ckpt\"))[-1]\n"
+            'fit(["fit", "--config", str(REPO / "configs/experiments/ae_demo.yaml"),\n'
+            '     "--data.root", str(DATA), "--data.bands", "[streets]", "--model.init_args.bands", "[streets]",\n'
+            '     "--trainer.max_epochs", str(EPOCHS), "--trainer.limit_train_batches", "10", "--trainer.limit_val_batches", "4",\n'
+            '     "--run_name", "nb_ae"])\n'
+            'checkpoint = sorted((WORK / "runs").rglob("last.ckpt"))[-1]\n'
             "checkpoint"
         ),
         new_code_cell(
             "from citygen.workflows.embed import embed\n\n"
-            "embeddings = embed(checkpoint, WORK / \"embeddings.parquet\", data=DATA)\n"
-            "embeddings[[\"tile_id\", \"city\", \"split\", \"metric_street_density_km_km2\"]].head()"
+            'embeddings = embed(checkpoint, WORK / "embeddings.parquet", data=DATA)\n'
+            'embeddings[["tile_id", "city", "split", "metric_street_density_km_km2"]].head()'
         ),
         new_code_cell(
             "from citygen.workflows.compare import compare\n\n"
-            "report = compare(WORK / \"embeddings.parquet\", WORK / \"compare\", data_root=DATA)\n"
-            "for name, probe in report[\"probes\"].items():\n"
-            "    print(name, probe[\"accuracy\"], \"chance\", probe[\"chance\"])"
+            'report = compare(WORK / "embeddings.parquet", WORK / "compare", data_root=DATA)\n'
+            'for name, probe in report["probes"].items():\n'
+            '    print(name, probe["accuracy"], "chance", probe["chance"])'
         ),
         new_code_cell(
             "from IPython.display import Image, display\n\n"
-            "display(Image(str(WORK / \"compare\" / \"tiles_pca.png\"), width=600))\n"
-            "display(Image(str(WORK / \"compare\" / \"nearest_neighbours.png\"), width=700))"
+            'display(Image(str(WORK / "compare" / "tiles_pca.png"), width=600))\n'
+            'display(Image(str(WORK / "compare" / "nearest_neighbours.png"), width=700))'
         ),
     ],
     "03_generate_from_targets.ipynb": [
@@ -119,28 +121,27 @@ NOTEBOOKS = {
         new_code_cell(
             "from citygen.data.build import build_dataset\n"
             "from citygen.data.spec import parse_city\n\n"
-            "DATA = WORK / \"data\"\n"
-            "cities = (\"helsinki_center\", \"kotka_karhula\", \"nyc_west_village\")\n"
-            "build_dataset([parse_city({\"id\": c, \"sample\": c}) for c in cities], DATA, progress=False);"
+            'DATA = WORK / "data"\n'
+            'cities = ("helsinki_center", "kotka_karhula", "nyc_west_village")\n'
+            'build_dataset([parse_city({"id": c, "sample": c}) for c in cities], DATA, progress=False);'
         ),
         new_code_cell(
             "from citygen.training import main as fit\n\n"
-            "fit([\"fit\", \"--config\", str(REPO / \"configs/experiments/pix2pix_demo.yaml\"),\n"
-            "     \"--data.root\", str(DATA), \"--data.cities\", str(list(cities)),\n"
-            "     \"--trainer.max_epochs\", str(EPOCHS), \"--trainer.limit_train_batches\", \"6\", \"--trainer.limit_val_batches\", \"2\",\n"
-            "     \"--run_name\", \"nb_pix2pix\"])\n"
-            "checkpoint = sorted((WORK / \"runs\").rglob(\"last.ckpt\"))[-1]"
+            'fit(["fit", "--config", str(REPO / "configs/experiments/pix2pix_demo.yaml"),\n'
+            '     "--data.root", str(DATA), "--data.cities", str(list(cities)),\n'
+            '     "--trainer.max_epochs", str(EPOCHS), "--trainer.limit_train_batches", "6", "--trainer.limit_val_batches", "2",\n'
+            '     "--run_name", "nb_pix2pix"])\n'
+            'checkpoint = sorted((WORK / "runs").rglob("last.ckpt"))[-1]'
         ),
         new_code_cell(
             "from citygen.workflows.generate import generate\n\n"
-            "report = generate(checkpoint, {\"building_coverage\": 0.25, \"intersection_density_km2\": 80, \"green_share\": 0.1},\n"
-            "                  WORK / \"generated\", n=4, seed=0, at=(-95.39, 29.75), strict=False)\n"
-            "for c in report[\"candidates\"]:\n"
-            "    print(c[\"rank\"], c[\"file\"], {k: round(v[\"achieved\"], 3) for k, v in c[\"targets\"].items()})"
+            'report = generate(checkpoint, {"building_coverage": 0.25, "intersection_density_km2": 80, "green_share": 0.1},\n'
+            '                  WORK / "generated", n=4, seed=0, at=(-95.39, 29.75), strict=False)\n'
+            'for c in report["candidates"]:\n'
+            '    print(c["rank"], c["file"], {k: round(v["achieved"], 3) for k, v in c["targets"].items()})'
         ),
         new_code_cell(
-            "from IPython.display import Image\n\n"
-            "Image(str(WORK / \"generated\" / report[\"contact_sheet\"]), width=800)"
+            'from IPython.display import Image\n\nImage(str(WORK / "generated" / report["contact_sheet"]), width=800)'
         ),
     ],
 }
@@ -148,7 +149,9 @@ NOTEBOOKS = {
 
 def main() -> None:
     for name, cells in NOTEBOOKS.items():
-        notebook = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+        notebook = new_notebook(
+            cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+        )
         nbformat.write(notebook, HERE / name)
         print("wrote", HERE / name)
 

@@ -74,9 +74,7 @@ def test_geographic_graph_is_projected() -> None:
     raw = ox.load_graphml(SAMPLES / GRAPHS["houston_museum_district"])
     assert raw.graph["crs"].lower() == "epsg:4326"
     m = network_metrics(graph=raw)
-    assert m["street_length_total_m"] == pytest.approx(
-        metrics_of("houston_museum_district")["street_length_total_m"]
-    )
+    assert m["street_length_total_m"] == pytest.approx(metrics_of("houston_museum_district")["street_length_total_m"])
     assert 5 < m["street_density_km_km2"] < 30  # metres, not degrees
 
 

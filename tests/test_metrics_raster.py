@@ -56,13 +56,9 @@ def test_absent_layers_are_not_measurable_not_zero(rasters) -> None:
     assert math.isnan(m["k_avg"]) and "directions" in m.notes["k_avg"]
 
 
-def tile_of(
-    rasters, sample_id: str, row: int = 400, col: int = 400, size: int = 256
-) -> dict[str, np.ndarray]:
+def tile_of(rasters, sample_id: str, row: int = 400, col: int = 400, size: int = 256) -> dict[str, np.ndarray]:
     data = read_raster(rasters / f"{sample_id}.tif")
-    return {
-        k: v[row : row + size, col : col + size] for k, v in data.bands.items() if data.present.get(k, True)
-    }
+    return {k: v[row : row + size, col : col + size] for k, v in data.bands.items() if data.present.get(k, True)}
 
 
 def test_tile_targets_fast_and_consistent(rasters) -> None:
@@ -88,9 +84,7 @@ def test_tile_without_streets(rasters) -> None:
     m, graph = raster_metrics(bands=tile, resolution_m=2.0)
     assert graph.n_edges == 0
     assert m["street_density_km_km2"] == 0.0 and "no street" in m.notes["street_density_km_km2"]
-    assert math.isnan(m["orientation_entropy"]) and m.notes["orientation_entropy"].startswith(
-        "not measurable"
-    )
+    assert math.isnan(m["orientation_entropy"]) and m.notes["orientation_entropy"].startswith("not measurable")
     assert math.isnan(tile_targets(tile, resolution_m=2.0)["orientation_entropy"])
 
 
@@ -106,9 +100,7 @@ def test_missing_bands_and_nonfinite_values(rasters) -> None:
     tile = tile_of(rasters, "cph_vesterbro")
     del tile["streets"]
     m, _ = raster_metrics(bands=tile, resolution_m=2.0)
-    assert (
-        math.isnan(m["intersection_density_km2"]) and "no streets band" in m.notes["intersection_density_km2"]
-    )
+    assert math.isnan(m["intersection_density_km2"]) and "no streets band" in m.notes["intersection_density_km2"]
     tile = tile_of(rasters, "cph_vesterbro")
     tile["streets"] = tile["streets"].copy()
     tile["streets"][:10, :] = np.nan
@@ -160,4 +152,6 @@ def test_tile_targets_survive_blurred_generated_streets() -> None:
     assert values["street_density_km_km2"] == 0.0 and values["intersection_density_km2"] == 0.0
     dots = np.zeros((64, 64), np.float32)
     dots[10, 10] = dots[30, 40] = 1.0
-    assert tile_targets({"streets": dots, "valid": np.ones_like(dots)}, resolution_m=2.0)["street_density_km_km2"] == 0.0
+    assert (
+        tile_targets({"streets": dots, "valid": np.ones_like(dots)}, resolution_m=2.0)["street_density_km_km2"] == 0.0
+    )

@@ -36,9 +36,7 @@ def test_limited_distances_match_networkx(museum) -> None:
     sources = np.arange(0, len(xy), 7)
     adj = edges_to_csr(edges, length, len(xy))
     seen = 0
-    for idx, local, dist in limited_distances(
-        adjacency=adj, node_xy=xy, limit_m=800.0, sources=sources, chunk=16
-    ):
+    for idx, local, dist in limited_distances(adjacency=adj, node_xy=xy, limit_m=800.0, sources=sources, chunk=16):
         for i, s in enumerate(idx):
             expected = nx.single_source_dijkstra_path_length(G, int(s), cutoff=800.0, weight="w")
             got = {int(local[j]): dist[i, j] for j in np.flatnonzero(np.isfinite(dist[i]))}

@@ -20,6 +20,7 @@ from citygen.bands import LAYERS
 from citygen.data.geotiff import band_presence
 from citygen.data.spec import CitySpec, SplitSpec
 
+
 def assign_block_splits(n_blocks: int, split: SplitSpec, *, city_id: str) -> np.ndarray:
     """Split labels for ``n_blocks`` blocks: a seeded shuffle, at least one val and test block when possible."""
     salt = int(hashlib.sha256(city_id.encode()).hexdigest()[:8], 16)
