@@ -31,7 +31,7 @@ from citygen.callbacks import ImageLogger
 from citygen.callbacks.images import run_dir
 from citygen.errors import CheckpointError
 from citygen.settings import runs_dir
-from citygen.tasks.base import META_KEY
+from citygen.tasks.base import META_KEY, list_or_value
 
 log = logging.getLogger(__name__)
 
@@ -148,15 +148,11 @@ def _check_ckpt_against_config(ckpt_path: Path, model_cfg: Any) -> None:
         raise CheckpointError(f"checkpoint {ckpt_path} holds a {saved['task']}, the config asks for a {cls}")
     for key, theirs in saved.items():
         mine = init_args.get(key)
-        if mine is not None and theirs is not None and list_or(mine) != list_or(theirs):
+        if mine is not None and theirs is not None and list_or_value(mine) != list_or_value(theirs):
             raise CheckpointError(
                 f"checkpoint {ckpt_path} was trained with {key}={theirs!r}, the config asks for {mine!r}",
                 "use the model settings the checkpoint was trained with, or drop --ckpt_path to train anew",
             )
-
-
-def list_or(value: Any) -> Any:
-    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def main(args: list[str] | None = None) -> int:

@@ -48,9 +48,7 @@ _OFFLINE_FIX = (
 @contextlib.contextmanager
 def osmnx_settings(spec: CitySpec) -> Iterator[None]:
     """Point OSMnx's HTTP cache into citygen's cache and pin the OSM date, restoring settings after."""
-    saved = {
-        name: getattr(ox.settings, name) for name in ("cache_folder", "use_cache", "overpass_settings", "log_console")
-    }
+    saved = {name: getattr(ox.settings, name) for name in ("cache_folder", "use_cache", "overpass_settings")}
     ox.settings.cache_folder = str(cache_dir() / "osmnx-http")
     ox.settings.use_cache = True
     if spec.osm_date:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from citygen import OSM_ATTRIBUTION, settings
+from citygen import OSM_ATTRIBUTION
 
 
 def embed_main(argv: list[str] | None = None) -> int:
@@ -57,10 +57,6 @@ def compare_main(argv: list[str] | None = None) -> int:
         print(f"R2 {name}: {value['r2']:.3f}")
     print(f"wrote {args.out}/report.md, report.json and {len(report['figures'])} figures. Map data {OSM_ATTRIBUTION}.")
     return 0
-
-
-def default_out(name: str) -> Path:
-    return settings.runs_dir() / name
 
 
 def generate_main(argv: list[str] | None = None) -> int:
