@@ -70,7 +70,9 @@ NOTEBOOKS = {
         new_markdown_cell(
             "# 02 Embed and compare Houston and Copenhagen\n\n"
             "Train a small convolutional autoencoder on street tiles of Houston and Copenhagen, embed every tile, "
-            "and ask whether the latent space separates the two cities. The settings are small so the notebook "
+            "and ask whether the latent space separates the two cities. Each tile's vector holds texture statistics "
+            "of its latent map (how the autoencoder's codes repeat and turn across the tile; see "
+            "`citygen.workflows.embed`). The settings are small so the notebook "
             "runs in a few minutes on a laptop CPU; `configs/experiments/ae_full.yaml` is the GPU-sized run. "
             "Map data (c) OpenStreetMap contributors, ODbL 1.0."
         ),
@@ -100,7 +102,8 @@ NOTEBOOKS = {
             "from citygen.workflows.compare import compare\n\n"
             'report = compare(WORK / "embeddings.parquet", WORK / "compare", data_root=DATA)\n'
             'for name, probe in report["probes"].items():\n'
-            '    print(name, probe["accuracy"], "chance", probe["chance"])'
+            '    print(f"{name}: test {probe[\'accuracy\']:.2f} (chance {probe[\'chance\']:.2f}), "\n'
+            '          f"block cross-validation {probe[\'cv_accuracy\']:.2f} (chance {probe[\'cv_chance\']:.2f})")'
         ),
         new_code_cell(
             "from IPython.display import Image, display\n\n"

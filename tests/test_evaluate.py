@@ -26,7 +26,7 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_evaluate_autoencoder(built_samples: Path, runs: Path, tmp_path: Path) -> None:
     fit(["fit", "--config", str(CONFIGS / "ae_demo.yaml"), "--data.root", str(built_samples),
-         "--model.init_args.input_size", "64", "--model.init_args.widths", "[8, 16]", "--model.init_args.latent_dim", "16",
+         "--model.init_args.input_size", "64", "--model.init_args.widths", "[8, 16, 32]", "--model.init_args.latent_dim", "128",
          "--data.crop_size", "64", "--data.batch_size", "8", "--data.num_workers", "0", "--trainer.max_epochs", "1",
          "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false"])  # fmt: skip
     out = tmp_path / "ae.json"

@@ -73,3 +73,47 @@ def test_init_weights_normal() -> None:
     w = net.model[0].weight
     assert abs(w.mean().item()) < 0.005
     assert w.std().item() == pytest.approx(0.02, rel=0.1)
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_spatial_bottleneck_latent_vector_and_map(variational: bool) -> None:
+    net = ConvAutoencoder(2, 2, input_size=64, widths=[8, 16, 32], latent_dim=256, variational=variational,
+                          bottleneck="spatial")  # fmt: skip
+    net.eval()
+    x = torch.rand(3, 2, 64, 64)
+    out, mu, _ = net(x)
+    assert out.shape == x.shape and mu.shape == (3, 256) and net.encode(x).shape == (3, 256)
+    # fully convolutional: a 256 px tile gives a 32 x 32 map of 4-channel codes, equal to the crop codes
+    tile = torch.rand(1, 2, 256, 256)
+    latent_map = net.encode_map(tile)
+    assert latent_map.shape == (1, 4, 32, 32)
+    crop_code = net.encode(tile[:, :, 64:128, 128:192]).view(1, 4, 8, 8)
+    assert torch.allclose(latent_map[:, :, 10:14, 18:22], crop_code[:, :, 2:6, 2:6], atol=1e-4)
+    with pytest.raises(ValueError, match="divisible by 64"):
+        ConvAutoencoder(2, 2, input_size=64, widths=[8, 16, 32], latent_dim=100, bottleneck="spatial")
+    with pytest.raises(ValueError, match="spatial bottleneck"):
+        ConvAutoencoder(2, 2, input_size=64, widths=[8, 16, 32], latent_dim=64).encode_map(tile)
+
+
+def test_unet_condition_vector_reaches_the_output() -> None:
+    torch.manual_seed(0)
+    net = UnetGenerator(3, 2, num_downs=5, ngf=8, noise_dim=4, cond_dim=3).eval()
+    x, z = torch.rand(1, 3, 32, 32), torch.randn(1, 4)
+    a = net(x, z, torch.tensor([[0.1, 0.2, 0.3]]))
+    b = net(x, z, torch.tensor([[0.9, 0.2, 0.3]]))
+    assert (a - b).abs().mean() > 1e-4
+    with pytest.raises(ValueError, match="conditioning vector of 3"):
+        net(x, z)
+
+
+def test_unet_noise_maps_vary_layouts_for_one_code() -> None:
+    torch.manual_seed(0)
+    x = torch.full((1, 2, 32, 32), 0.3)  # a target-only condition is constant over the image
+    noisy = UnetGenerator(2, 1, num_downs=5, ngf=8, noise_dim=4, noise_maps=2, noise_cell=4).eval()
+    first = noisy.sample_maps(1, (32, 32), torch.device("cpu"), torch.Generator().manual_seed(0))
+    second = noisy.sample_maps(1, (32, 32), torch.device("cpu"), torch.Generator().manual_seed(1))
+    assert first.shape == (1, 2, 8, 8)
+    z = torch.zeros(1, 4)
+    a, b = noisy(x, z, maps=first), noisy(x, z, maps=second)
+    assert (a - b).abs().mean() > 1e-4, "the same code with other noise maps gives another layout"
+    assert torch.equal(a, noisy(x, z, maps=first))

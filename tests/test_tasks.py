@@ -158,3 +158,44 @@ def test_checkpoint_with_other_channels_is_refused(tmp_path: Path) -> None:
         AutoencoderTask.load_from_checkpoint(ckpt, bands=["streets"])
     with pytest.raises(CheckpointError, match="AutoencoderTask"):
         Pix2PixTask.load_from_checkpoint(ckpt, input_size=32)
+
+
+def test_share_constraint_meets_coverage_targets_exactly() -> None:
+    torch.manual_seed(0)
+    task = Pix2PixTask(output_bands=["streets", "buildings", "green"], conditions=TARGETS, input_size=32, ngf=8,
+                       ndf=8, share_constraint=True).eval()  # fmt: skip
+    targets = torch.tensor([[0.05, 80.0, 0.4], [0.6, 20.0, 0.0]])
+    out = task.generate(targets, num_candidates=2, seed=1)
+    coverage, green = out[:, :, 1].mean(dim=(2, 3)), out[:, :, 2].mean(dim=(2, 3))
+    assert torch.allclose(coverage, targets[:, :1].expand(-1, 2), atol=1e-3)
+    assert torch.allclose(green, targets[:, 2:].expand(-1, 2), atol=1e-3)
+    assert out[1, :, 2].max() == 0, "a green share of 0 gives no green at all"
+    free = Pix2PixTask(output_bands=["streets", "buildings", "green"], conditions=TARGETS, input_size=32, ngf=8,
+                       ndf=8).eval()  # fmt: skip
+    assert not torch.allclose(free.generate(targets, seed=1)[:, 0, 1].mean(dim=(1, 2)), targets[:, 0], atol=1e-2)
+
+
+def test_target_consistency_trains_the_metric_regressor() -> None:
+    torch.manual_seed(0)
+    task = Pix2PixTask(output_bands=["streets", "buildings"], conditions=TARGETS, input_size=32, ngf=8, ndf=8,
+                       target_weight=10.0)  # fmt: skip
+    assert task.regressor is not None and task.regressed == [1, 2], "green is not an output: regressed"
+    samples = fake_samples(4, ["streets", "buildings"], 32, TARGETS)
+    trainer = quiet_trainer(max_epochs=1, limit_val_batches=1)
+    before = [p.detach().clone() for p in task.regressor.parameters()]
+    trainer.fit(task, train_dataloaders=loader(samples), val_dataloaders=loader(samples))
+    logged = set(trainer.logged_metrics)
+    assert {"train/target_l1", "train/regressor_l1", "val/target_error_building_coverage"} <= logged
+    assert any(not torch.equal(a, b) for a, b in zip(before, task.regressor.parameters(), strict=True))
+
+
+def test_share_offset_reaches_targets_from_saturated_logits() -> None:
+    from citygen.tasks.pix2pix import _share_offset
+
+    logits = torch.cat([torch.full((1, 1, 8, 8), -200.0), torch.linspace(50, 90, 64).view(1, 1, 8, 8)])
+    mask = torch.ones(2, 1, 8, 8)
+    wanted = torch.tensor([0.3, 0.02])
+    offset = _share_offset(logits, mask, wanted)
+    share = torch.sigmoid(logits + offset[:, None, None, None]).mean(dim=(1, 2, 3))
+    assert torch.allclose(share, wanted, atol=1e-4)
+    assert _share_offset(logits, mask, torch.tensor([float("nan"), 0.5]))[0] == 0, "unknown target: no offset"

@@ -21,7 +21,7 @@ OVERRIDES = {
     "pix2pix_full": ["--data.batch_size", "2", "--data.num_workers", "0", "--data.cities", "[helsinki_center]"],
 }
 TINY_AE = [
-    "--model.init_args.input_size", "32", "--model.init_args.widths", "[8, 16]", "--model.init_args.latent_dim", "8",
+    "--model.init_args.input_size", "32", "--model.init_args.widths", "[8, 16]", "--model.init_args.latent_dim", "64",
     "--data.crop_size", "32", "--data.batch_size", "4", "--data.num_workers", "0",
     "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2", "--trainer.log_every_n_steps", "1",
 ]  # fmt: skip
@@ -62,7 +62,9 @@ def _last_ckpt(runs: Path, run: str) -> Path:
 def test_resume_continues_exactly_and_wrong_channels_fail(built_samples: Path, runs: Path, tmp_path: Path) -> None:
     cfg = CONFIGS / "experiments" / "ae_demo.yaml"
     common = ["--config", str(cfg), "--data.root", str(built_samples), *TINY_AE, "--trainer.enable_progress_bar", "false",
-              "--model.init_args.variational", "true"]  # fmt: skip
+              "--model.init_args.variational", "true",
+              # a cosine schedule spans max_epochs, which this test changes between the two halves
+              "--model.init_args.lr_schedule", "constant"]  # fmt: skip
     main(["fit", *common, "--run_name", "straight", "--trainer.max_epochs", "2"])
     main(["fit", *common, "--run_name", "split", "--trainer.max_epochs", "1"])
     first = _last_ckpt(runs, "split")
@@ -97,7 +99,7 @@ def test_resume_continues_exactly_and_wrong_channels_fail(built_samples: Path, r
           "--ckpt_path", str(first)])  # fmt: skip
     emb = pd.read_parquet(out)
     assert len(emb) == 2 * 64 and set(emb["split"]) == {"test"}  # 2 tiles of 8 x 8 crops of 32 px
-    assert len(emb["embedding"].iloc[0]) == 8
+    assert len(emb["embedding"].iloc[0]) == 64
     assert {"city", "tile_id", "minx", "miny", "maxx", "maxy", "crs"} <= set(emb.columns)
 
 

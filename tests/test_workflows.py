@@ -77,10 +77,55 @@ def test_embed_and_compare(tiny_models: dict[str, Path], built_samples: Path, tm
     )
     table = gpd.read_parquet(embeddings)
     assert {"city", "split", "latent", "metric_street_density_km_km2"} <= set(table.columns)
-    assert table.crs.to_epsg() == 4326 and len(table["latent"].iloc[0]) > 0
+    assert table.crs.to_epsg() == 4326
+    assert len(table["latent"].iloc[0]) == 2 * 8 + 17 * 8 * 8, "stats of the 8-channel latent map (spatial bottleneck)"
+    from citygen.workflows.embed import embed
+
+    means = embed(tiny_models["ae"], tmp_path / "mean.parquet", data=built_samples, workers=1, pooling="mean")
+    assert len(means["latent"].iloc[0]) == 512 and list(means["tile_id"]) == list(table["tile_id"])
     assert main(["compare", "--embeddings", str(embeddings), "--out", str(tmp_path / "report")]) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     probe = report["probes"]["houston_vs_copenhagen"]
     assert probe["cities"] == ["Copenhagen", "Houston"] and 0 <= probe["accuracy"] <= 1 and probe["chance"] >= 0.5
+    assert 0 <= probe["cv_accuracy"] <= 1 and probe["n_cv"] > probe["n_test"]
     for figure in report["figures"].values():
         assert (tmp_path / "report" / figure).stat().st_size > 5000
+
+
+def test_latent_statistics_are_products_at_offsets() -> None:
+    import torch
+
+    from citygen.workflows.embed import STAT_OFFSETS, latent_statistics
+
+    torch.manual_seed(0)
+    m = torch.randn(2, 3, 20, 20)
+    stats = latent_statistics(m)
+    assert stats.shape == (2, 2 * 3 + len(STAT_OFFSETS) * 9)
+    k = STAT_OFFSETS.index((2, -2))  # rows down 2, columns left 2
+    expected = torch.einsum("bcyx,bdyx->bcd", m[:, :, 0:18, 2:20], m[:, :, 2:20, 0:18]) / (18 * 18)
+    assert torch.allclose(stats[:, 6 + 9 * k : 6 + 9 * (k + 1)], expected.flatten(1), atol=1e-5)
+
+
+def test_demo_quick_writes_the_report(built_samples: Path, tmp_path: Path) -> None:
+    """The README's first command end to end, with tiny training runs, on the test session's cities."""
+    import yaml
+
+    built = set(gpd.read_parquet(built_samples / "tiles.parquet")["city"])
+    config = yaml.safe_load((CONFIGS.parent / "data" / "samples.yaml").read_text())
+    config["cities"] = [c for c in config["cities"] if c["id"] in built]
+    (tmp_path / "cities.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "demo"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CITYGEN_RUNS_DIR", str(tmp_path / "runs"))
+        code = main(["demo", "--quick", "--config", str(tmp_path / "cities.yaml"), "--data", str(built_samples),
+                     "--out", str(out), "--workers", "1"])  # fmt: skip
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert {"houston_vs_copenhagen", "all_cities"} <= set(report["probe_accuracy"])
+    assert set(report["probe_cv_accuracy"]) == set(report["probe_accuracy"])
+    assert "iou_streets" in report["reconstruction"] and report["reconstruction_metrics"]
+    coverage = report["conditioning_error"]["building_coverage"]
+    assert {"mape", "spearman", "mae", "best"} <= set(coverage) and coverage["best"]["candidates"] == 4
+    assert (out / "report.md").read_text().count("block-CV") == 1
+    for name in ("sample_tiles.png", "compare/tiles_pca.png", "embeddings.parquet"):
+        assert (out / name).is_file()

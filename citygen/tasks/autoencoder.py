@@ -32,6 +32,8 @@ class AutoencoderTask(BaseTask):
         bands: input = output channels, by name.
         input_size: crop side in pixels (the data module's ``crop_size``).
         widths: channels of the encoder stages (each halves the resolution).
+        bottleneck: ``dense`` (linear map to the latent vector) or ``spatial`` (a latent map on the
+            bottleneck grid, flattened to ``latent_dim`` values; see :mod:`citygen.models.autoencoder`).
         variational: VAE with ``kl_weight`` times the KL term (latent = posterior mean at eval time).
         binary_loss: for fraction bands (streets, buildings, ...): BCE, soft Dice or their sum.
         continuous_loss: for the other bands (floor area, amenity counts).
@@ -46,6 +48,7 @@ class AutoencoderTask(BaseTask):
         input_size: int = 128,
         widths: Sequence[int] = (32, 64, 128, 256),
         latent_dim: int = 128,
+        bottleneck: Literal["dense", "spatial"] = "dense",
         variational: bool = False,
         kl_weight: float = 1e-3,
         norm: NormType = "batch",
@@ -66,10 +69,12 @@ class AutoencoderTask(BaseTask):
         self.hparams.update(bands=bands, widths=widths)  # normalised (the CLI saves the parsed config)
         self.bands = bands
         self.meta = {"bands": bands, "input_size": input_size, "widths": widths, "latent_dim": latent_dim,
-                     "variational": variational}  # fmt: skip
+                     "variational": variational, "bottleneck": bottleneck}  # fmt: skip
         self.binary_idx = [i for i, b in enumerate(bands) if is_fraction(b)]
         self.cont_idx = [i for i, b in enumerate(bands) if not is_fraction(b)]
-        self.net = ConvAutoencoder(len(bands), len(bands), input_size, widths, latent_dim, variational, norm)
+        self.net = ConvAutoencoder(
+            len(bands), len(bands), input_size, widths, latent_dim, variational, norm, bottleneck
+        )
         init_weights(self.net, init_type, init_gain)
         metrics: dict[str, Any] = {}
         for i in self.binary_idx:

@@ -18,7 +18,8 @@ from torchmetrics.classification import BinaryF1Score, BinaryJaccardIndex
 
 from citygen.errors import ConfigError
 from citygen.losses import GANLoss, masked_l1, soft_dice
-from citygen.models import PatchGANDiscriminator, UnetGenerator, init_weights
+from citygen.metrics.raster import SHARE_BANDS
+from citygen.models import MetricRegressor, PatchGANDiscriminator, UnetGenerator, init_weights
 from citygen.models.norm import NormType
 from citygen.tasks.base import (
     BaseTask,
@@ -41,12 +42,34 @@ class Pix2PixTask(BaseTask):
         conditions: ``tile_targets`` keys given as constant maps (the data module's ``targets``).
         input_size: crop side (``2**num_downs`` must divide it; ``num_downs`` defaults to log2(input_size)).
         noise_dim: size of the latent code injected at every encoder level (candidates differ by it).
+        noise_maps: channels of coarse spatial noise (one value per ``noise_cell`` px) given to the generator
+            with its input: without them a target-only generator sees a spatially constant input.
+        inject_targets: also inject the scaled targets at every encoder level, beside the constant maps.
         diversity_weight: weight of the mode-seeking term (Mao et al. 2019; capped as in DSGAN, Yang et al.
             2019) rewarding outputs that change with the code, up to ``diversity_tau`` mean absolute change
             per unit of code change.
         gan_mode: ``vanilla`` (BCE with logits, as pix2pix) or ``lsgan``.
         dice_weight: optional soft-Dice term on fraction bands: L1 alone favours blank layouts when
             streets and buildings cover a small share of the pixels (0 = plain pix2pix).
+        target_weight: weight of the target-consistency term (0 = plain pix2pix). Conditions that are a
+            band share (building coverage, green share, street share) are computed exactly from the
+            generated bands; the others (intersection density, street density) are predicted by an
+            auxiliary :class:`~citygen.models.MetricRegressor` trained on real layouts alongside the
+            discriminator. The term is the mean absolute difference to the requested targets, in scaled
+            units. L1 towards one real layout cannot say that *this* layout must hold 35 % buildings; this
+            term does.
+        regressor_on_fakes: also train the regressor on generated layouts, labelled with their metrics
+            measured by the metric suite (as MetricGAN, Fu et al. 2019, learns a non-differentiable score),
+            so the generator cannot satisfy a regressor that only ever saw real layouts with layouts that
+            measure differently.
+        share_constraint: meet band-share targets (building coverage, green share, ...) exactly: a
+            per-sample offset added to the band's logits, found by bisection, makes the mean of the
+            generated band over the crop equal the requested share. The generator decides *where*
+            buildings and green go; the constraint layer guarantees *how much*, in training and at
+            generation time alike.
+        output_prior: initial value of the fraction bands (bias of the last layer, as the prior init of
+            RetinaNet): layouts are mostly empty, and a generator that starts at 0.5 everywhere spends its
+            first epochs unlearning that. None keeps the usual zero bias.
         n_epochs_decay: linearly decay the learning rate to 0 over the last this many epochs.
     """
 
@@ -63,11 +86,19 @@ class Pix2PixTask(BaseTask):
         norm: NormType = "batch",
         dropout: float = 0.5,
         noise_dim: int = 8,
+        noise_maps: int = 0,
+        noise_cell: int = 8,
+        inject_targets: bool = True,
         diversity_weight: float = 10.0,
         diversity_tau: float = 0.1,
         gan_mode: Literal["vanilla", "lsgan"] = "vanilla",
         lambda_l1: float = 100.0,
         dice_weight: float = 0.0,
+        target_weight: float = 0.0,
+        regressor_width: int = 32,
+        regressor_on_fakes: bool = True,
+        output_prior: float | None = 0.1,
+        share_constraint: bool = False,
         lr: float = 2e-4,
         beta1: float = 0.5,
         beta2: float = 0.999,
@@ -91,17 +122,39 @@ class Pix2PixTask(BaseTask):
             output_bands=output_bands, input_bands=input_bands, conditions=conditions, num_downs=num_downs
         )
         self.meta = {"output_bands": output_bands, "input_bands": input_bands, "conditions": conditions,
-                     "input_size": input_size, "num_downs": num_downs, "ngf": ngf, "noise_dim": noise_dim}  # fmt: skip
+                     "input_size": input_size, "num_downs": num_downs, "ngf": ngf, "noise_dim": noise_dim,
+                     "inject_targets": inject_targets, "noise_maps": noise_maps}  # fmt: skip
         self.automatic_optimization = False
         self.output_bands, self.input_bands, self.conditions = output_bands, input_bands, conditions
         n_in = len(conditions) + len(input_bands)
-        self.generator = UnetGenerator(n_in, len(output_bands), num_downs, ngf, norm, dropout, noise_dim)
+        self.cond_dim = len(conditions) if inject_targets else 0
+        self.generator = UnetGenerator(
+            n_in, len(output_bands), num_downs, ngf, norm, dropout, noise_dim, self.cond_dim, noise_maps, noise_cell
+        )
         self.discriminator = PatchGANDiscriminator(n_in + len(output_bands), ndf, n_layers_d, norm)
         init_weights(self.generator, "normal", init_gain)
         init_weights(self.discriminator, "normal", init_gain)
+        self.frac_idx = [i for i, b in enumerate(output_bands) if is_fraction(b)]
+        if output_prior is not None and self.frac_idx:
+            if not 0 < output_prior < 1:
+                raise ConfigError(f"output_prior must lie in (0, 1), got {output_prior}")
+            last = self.generator.up[0][-1]
+            with torch.no_grad():
+                last.bias[self.frac_idx] = math.log(output_prior / (1 - output_prior))
         self.gan_loss = GANLoss(gan_mode)
         self.register_buffer("scales", torch.tensor([target_scale(n) for n in conditions], dtype=torch.float32))
-        self.frac_idx = [i for i, b in enumerate(output_bands) if is_fraction(b)]
+        # target consistency: (condition index, output band index) for band shares; the rest via a regressor
+        self.share_pairs = [
+            (k, output_bands.index(SHARE_BANDS[c])) for k, c in enumerate(conditions)
+            if SHARE_BANDS.get(c) in output_bands
+        ]  # fmt: skip
+        shared = {k for k, _ in self.share_pairs}
+        self.regressed = [k for k in range(len(conditions)) if k not in shared]
+        self.regressor = (
+            MetricRegressor(len(output_bands), len(self.regressed), regressor_width)
+            if target_weight > 0 and self.regressed
+            else None
+        )
         metrics: dict[str, Any] = {}
         for i in self.frac_idx:
             metrics[f"iou_{output_bands[i]}"] = BinaryJaccardIndex(threshold=0.5, ignore_index=-1)
@@ -145,24 +198,105 @@ class Pix2PixTask(BaseTask):
             out[:, other] = torch.nn.functional.softplus(raw[:, other])
         return out
 
-    def forward(self, cond: Tensor, z: Tensor | None = None) -> Tensor:
-        """Layout in band units for a generator input (see :meth:`condition`) and a latent code."""
-        return self.activate(self.generator(cond, z))
+    def generate_raw(self, cond: Tensor, z: Tensor | None = None, maps: Tensor | None = None) -> Tensor:
+        """Generator logits for a generator input (see :meth:`condition`), a latent code and noise maps
+        (each drawn at random when None)."""
+        # the constant target maps come first in ``cond``; their value is the scaled target vector
+        c = cond[:, : self.cond_dim].mean(dim=(2, 3)) if self.cond_dim else None
+        return self.generator(cond, z, c, maps)
+
+    def forward(
+        self, cond: Tensor, z: Tensor | None = None, mask: Tensor | None = None, maps: Tensor | None = None
+    ) -> Tensor:
+        """Layout in band units for a generator input (see :meth:`condition`), a latent code and noise
+        maps; ``mask`` ``[B, 1, H, W]`` marks the pixels band shares are measured over (default: all)."""
+        return self.constrain(self.generate_raw(cond, z, maps), cond, mask)
+
+    def _seeded_noise(self, cond: Tensor, gen: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
+        z = torch.randn(cond.shape[0], self.generator.noise_dim, generator=gen).to(cond)
+        maps = None
+        if self.generator.noise_maps:
+            maps = self.generator.sample_maps(cond.shape[0], (cond.shape[-2], cond.shape[-1]), cond.device, gen)
+        return z, maps
+
+    def constrain(self, raw: Tensor, cond: Tensor, mask: Tensor | None = None) -> Tensor:
+        """:meth:`activate`, with the share constraint applied when ``share_constraint`` is on."""
+        out = self.activate(raw)
+        if not self.hparams.share_constraint or not self.share_pairs:
+            return out
+        m = (
+            torch.ones_like(raw[:, :1])
+            if mask is None
+            else mask.to(raw.dtype).reshape(raw.shape[0], 1, *raw.shape[-2:])
+        )
+        wanted = cond[:, : len(self.conditions)].mean(dim=(2, 3)) * self.scales
+        for k, b in self.share_pairs:
+            offset = _share_offset(raw[:, b : b + 1].detach(), m, wanted[:, k])
+            share = torch.sigmoid(raw[:, b] + offset[:, None, None])
+            # a share of exactly 0 or 1 is an empty or a full band (a sigmoid only approaches them)
+            full = wanted[:, k, None, None].expand_as(share)
+            out[:, b] = torch.where((full <= 0) | (full >= 1), full.clamp(0, 1), share)
+        return out
 
     @torch.no_grad()
     def generate(
         self, targets: Tensor | None, inputs: Tensor | None = None, *, size: int | None = None,
-        num_candidates: int = 1, seed: int | None = None,
+        num_candidates: int = 1, seed: int | None = None, mask: Tensor | None = None,
     ) -> Tensor:  # fmt: skip
-        """``[B, num_candidates, C, H, W]`` layouts for raw (unscaled) targets ``[B, K]``."""
+        """``[B, num_candidates, C, H, W]`` layouts for raw (unscaled) targets ``[B, K]``; ``mask`` ``[B, 1, H, W]``
+        is the area band shares are measured over (default: the whole crop)."""
         size = size or self.meta["input_size"]
         cond = self.condition(targets, inputs, size)
         gen = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
         outs = []
         for _ in range(num_candidates):
-            z = torch.randn(cond.shape[0], self.generator.noise_dim, generator=gen).to(cond)
-            outs.append(self(cond, z))
+            z, maps = self._seeded_noise(cond, gen)
+            outs.append(self(cond, z, mask, maps))
         return torch.stack(outs, dim=1)
+
+    # -- target consistency ---------------------------------------------------------------------
+    def batch_targets(self, batch: dict[str, Any]) -> Tensor | None:
+        """Scaled targets ``[B, K]`` of the model's conditions (NaN where not measurable), or None."""
+        if not self.conditions or "targets" not in batch:
+            return None
+        names = list(batch.get("target_names", ()))
+        if any(c not in names for c in self.conditions):
+            return None
+        return batch["targets"][:, [names.index(c) for c in self.conditions]].to(self.scales.dtype) / self.scales
+
+    def layout_targets(self, layout: Tensor, mask: Tensor) -> Tensor:
+        """Scaled metrics ``[B, K]`` of layouts in band units: band shares exactly, the rest by the
+        regressor (NaN without one)."""
+        out = layout.new_full((layout.shape[0], len(self.conditions)), float("nan"))
+        mask = mask.reshape(layout.shape[0], *layout.shape[-2:])
+        area = mask.sum(dim=(1, 2)).clamp_min(1.0)
+        for k, b in self.share_pairs:
+            out[:, k] = (layout[:, b] * mask).sum(dim=(1, 2)) / area / self.scales[k]
+        if self.regressor is not None:
+            out[:, self.regressed] = self.regressor(layout)
+        return out
+
+    @torch.no_grad()
+    def measure(self, layout: Tensor, batch: dict[str, Any]) -> Tensor:
+        """Scaled metrics ``[B, K]`` of layouts measured with the metric suite (NaN where not measurable)."""
+        from citygen.tasks.conditioning import measure_targets
+
+        out = torch.full((layout.shape[0], len(self.conditions)), float("nan"))
+        arrays = layout.float().cpu().numpy()
+        masks = batch["mask"].reshape(layout.shape[0], *layout.shape[-2:]).cpu().numpy()
+        for i in range(layout.shape[0]):
+            minx, _, maxx, _ = batch["bounds"][i].tolist()
+            bands = {name: arrays[i, c] for c, name in enumerate(self.output_bands)}
+            values = measure_targets({**bands, "valid": masks[i].astype("float32")}, (maxx - minx) / layout.shape[-1])
+            out[i] = torch.tensor([values.get(name, float("nan")) for name in self.conditions])
+        return out.to(layout) / self.scales
+
+    @staticmethod
+    def _target_error(predicted: Tensor, wanted: Tensor) -> Tensor:
+        ok = torch.isfinite(predicted) & torch.isfinite(wanted)
+        if not ok.any():
+            return predicted.new_zeros(())
+        return (predicted[ok] - wanted[ok]).abs().mean()
 
     # -- training -------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -173,15 +307,27 @@ class Pix2PixTask(BaseTask):
         w = channel_weights(batch, self.output_bands)
         real = real * w
         z = self.generator.sample_noise(cond.shape[0], cond.device)
-        fake = self.activate(self.generator(cond, z)) * w
+        fake = self.constrain(self.generate_raw(cond, z), cond, batch["mask"]) * w
 
         self.toggle_optimizer(opt_d)
         pred_real = self.discriminator(torch.cat([cond, real], 1))
         pred_fake = self.discriminator(torch.cat([cond, fake.detach()], 1))
         loss_d = 0.5 * (self.gan_loss(pred_real, True) + self.gan_loss(pred_fake, False))
         check_finite(loss_d, "discriminator loss", self.global_step)
+        wanted = self.batch_targets(batch) if hp.target_weight > 0 else None
+        loss_d_total = loss_d
+        if self.regressor is not None and wanted is not None:
+            # the regressor learns measured metrics of real layouts; it is optimised with D
+            loss_reg = self._target_error(self.regressor(real), wanted[:, self.regressed])
+            if hp.regressor_on_fakes:
+                measured = self.measure(fake.detach(), batch)[:, self.regressed]
+                loss_reg_fake = self._target_error(self.regressor(fake.detach()), measured)
+                loss_reg = loss_reg + loss_reg_fake
+                self.log("train/regressor_fake_l1", loss_reg_fake, batch_size=cond.shape[0])
+            loss_d_total = loss_d + loss_reg
+            self.log("train/regressor_l1", loss_reg, batch_size=cond.shape[0])
         opt_d.zero_grad()
-        self.manual_backward(loss_d)
+        self.manual_backward(loss_d_total)
         opt_d.step()
         self.untoggle_optimizer(opt_d)
 
@@ -195,9 +341,13 @@ class Pix2PixTask(BaseTask):
             loss_dice = soft_dice(fake[:, f], real[:, f], w[:, f])
             loss_g = loss_g + hp.dice_weight * loss_dice
             logs["train/dice"] = loss_dice
+        if wanted is not None:
+            loss_target = self._target_error(self.layout_targets(fake, batch["mask"].to(fake.dtype)), wanted)
+            loss_g = loss_g + hp.target_weight * loss_target
+            logs["train/target_l1"] = loss_target
         if hp.diversity_weight > 0 and hp.noise_dim > 0:
             z2 = self.generator.sample_noise(cond.shape[0], cond.device)
-            fake2 = self.activate(self.generator(cond, z2)) * w
+            fake2 = self.constrain(self.generate_raw(cond, z2), cond, batch["mask"]) * w
             # output change per unit of code change, rewarded up to diversity_tau (DSGAN's capped form:
             # MSGAN's 1 / ratio explodes while the generator still ignores the code)
             ratio = (fake - fake2).abs().mean(dim=(1, 2, 3)) / (z - z2).abs().mean(dim=1)
@@ -221,10 +371,15 @@ class Pix2PixTask(BaseTask):
         cond = self.batch_condition(batch)
         real = select_channels(batch, self.output_bands)
         w = channel_weights(batch, self.output_bands)
-        seed = torch.Generator().manual_seed(0)
-        z = torch.randn(cond.shape[0], self.generator.noise_dim, generator=seed).to(cond)
-        fake = self(cond, z)
+        z, maps = self._seeded_noise(cond, torch.Generator().manual_seed(0))
+        fake = self(cond, z, batch["mask"], maps)
         self.log(f"{stage}/l1", masked_l1(fake * w, real * w, w), batch_size=cond.shape[0], sync_dist=True)
+        wanted = self.batch_targets(batch)
+        if wanted is not None and self.share_pairs:
+            got = self.layout_targets(fake * w, batch["mask"].to(fake.dtype))
+            for k, _ in self.share_pairs:  # absolute error of exactly computed shares, in target units
+                err = self._target_error(got[:, k], wanted[:, k]) * self.scales[k]
+                self.log(f"{stage}/target_error_{self.conditions[k]}", err, batch_size=cond.shape[0], sync_dist=True)
         for i in self.frac_idx:
             name = self.output_bands[i]
             target = (real[:, i] >= 0.5).long()
@@ -248,7 +403,10 @@ class Pix2PixTask(BaseTask):
         hp = self.hparams
         betas = (hp.beta1, hp.beta2)
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr, betas=betas)
+        d_params = list(self.discriminator.parameters())
+        if self.regressor is not None:
+            d_params += list(self.regressor.parameters())
+        opt_d = torch.optim.Adam(d_params, lr=hp.lr, betas=betas)
         if hp.n_epochs_decay <= 0:
             return [opt_g, opt_d]
         max_epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
@@ -291,3 +449,20 @@ class Pix2PixTask(BaseTask):
             t = batch["targets"][:n]
             caption += "; " + " / ".join(", ".join(f"{v:.3g}" for v in row.tolist()) for row in t)
         return grid(rows), caption
+
+
+@torch.no_grad()
+def _share_offset(logits: Tensor, mask: Tensor, wanted: Tensor, steps: int = 50) -> Tensor:
+    """Per-sample offset ``d`` with ``mean(sigmoid(logits + d))`` over ``mask`` equal to ``wanted`` ``[B]``
+    (bisection on a monotone function; 0 where the target is unknown)."""
+    area = mask.sum(dim=(1, 2, 3)).clamp_min(1.0)
+    target = wanted.clamp(1e-4, 1 - 1e-4)
+    # bracket: every pixel below sigmoid(-20) at ``lo``, above sigmoid(20) at ``hi``
+    lo = -logits.amax(dim=(1, 2, 3)).float() - 20.0
+    hi = -logits.amin(dim=(1, 2, 3)).float() + 20.0
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        share = (torch.sigmoid(logits + mid[:, None, None, None]) * mask).sum(dim=(1, 2, 3)) / area
+        low = share < target
+        lo, hi = torch.where(low, mid, lo), torch.where(low, hi, mid)
+    return torch.where(torch.isfinite(wanted), (lo + hi) / 2, torch.zeros_like(lo))

@@ -20,13 +20,24 @@ def embed_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="output GeoParquet, e.g. embeddings.parquet")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="processes measuring tile metrics (cached)")
+    parser.add_argument(
+        "--pooling", choices=["auto", "stats", "mean"], default="auto",
+        help="tile vector: statistics of the whole-tile latent map (stats; spatial bottleneck) or the mean of "
+        "input-sized crop latents (mean); auto picks stats where possible",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     from citygen.workflows.embed import embed
 
-    table = embed(args.ckpt, args.out, data=args.data, batch_size=args.batch_size, workers=args.workers)
+    table = embed(
+        args.ckpt, args.out, data=args.data, batch_size=args.batch_size, workers=args.workers, pooling=args.pooling
+    )
     latent_dim = len(table["latent"].iloc[0])
     print(f"wrote {args.out}: {len(table)} tiles from {table['city'].nunique()} cities, latent vectors of {latent_dim}")
     return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def compare_main(argv: list[str] | None = None) -> int:
@@ -51,7 +62,9 @@ def compare_main(argv: list[str] | None = None) -> int:
             print(f"probe {name}: not measurable ({probe['reason']})")
         else:
             print(
-                f"probe {name}: accuracy {probe['accuracy']:.3f} (chance {probe['chance']:.3f}) on {probe['n_test']} held-out tiles"
+                f"probe {name}: accuracy {probe['accuracy']:.3f} (chance {probe['chance']:.3f}) on {probe['n_test']} "
+                f"held-out test tiles; spatial-block cross-validation {_fmt(probe.get('cv_accuracy'))} on "
+                f"{probe.get('n_cv', 0)} tiles"
             )
     for name, value in report["metric_r2"].items():
         print(f"R2 {name}: {value['r2']:.3f}")

@@ -1,15 +1,25 @@
 """Embed every tile of a dataset with a trained autoencoder (`citygen embed`).
 
-A tile larger than the model's input is cut into input-sized crops on a grid; its latent vector is the
-mean of the crops' latents. Each row also carries urban metrics of the whole tile (`metric_*`), measured
-once with the metric suite and cached beside the dataset, so `citygen compare` can ask how well the
-latent space predicts them.
+Two ways to turn a tile into one vector (``pooling``):
+
+- ``stats`` (default for a spatial bottleneck): the encoder is fully convolutional, so the whole tile is
+  encoded at once into a latent map (one latent code per 16 m cell at 2 m/px). The tile's vector holds
+  the per-channel mean and standard deviation of that map and the channel-by-channel products of codes
+  at offsets of 1, 2, 4 and 8 cells in four directions: texture statistics of the latent codes (as the
+  Gram matrices of Gatys et al. 2015), which say how streets and blocks repeat and turn, wherever they
+  lie in the tile.
+- ``mean`` (the only choice for a dense bottleneck): the tile is cut into input-sized crops on a grid and
+  the vector is the mean of the crops' latents.
+
+Each row also carries urban metrics of the whole tile (`metric_*`), measured once with the metric suite
+and cached beside the dataset, so `citygen compare` can ask how well the latent space predicts them.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 import geopandas as gpd
 import numpy as np
@@ -32,10 +42,47 @@ METRICS = (
 )
 
 
+Pooling = Literal["auto", "stats", "mean"]
+# (rows, columns) offsets, in latent cells, of the code products in ``stats`` pooling
+STAT_OFFSETS: tuple[tuple[int, int], ...] = (
+    (0, 0),
+    *((r * dy, r * dx) for r in (1, 2, 4, 8) for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1))),
+)
+
+
+def resolve_pooling(task, pooling: Pooling) -> Literal["stats", "mean"]:
+    spatial = task.hparams.get("bottleneck", "dense") == "spatial"
+    if pooling == "auto":
+        return "stats" if spatial else "mean"
+    if pooling == "stats" and not spatial:
+        raise ConfigError(
+            "stats pooling needs an autoencoder with a spatial bottleneck",
+            "use --pooling mean, or train with model.init_args.bottleneck: spatial",
+        )
+    return pooling
+
+
+def latent_statistics(latent_map: torch.Tensor) -> torch.Tensor:
+    """``[B, C, h, w]`` latent maps -> ``[B, 2C + len(STAT_OFFSETS) C^2]`` translation-invariant statistics."""
+    _, _, h, w = latent_map.shape
+    parts = [latent_map.mean(dim=(2, 3)), latent_map.std(dim=(2, 3))]
+    for dy, dx in STAT_OFFSETS:
+        a = latent_map[:, :, max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+        b = latent_map[:, :, max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)]
+        if a.shape[2] == 0 or a.shape[3] == 0:
+            raise ConfigError(
+                f"tiles of {h}x{w} latent cells are too small for code offsets of {max(abs(dy), abs(dx))} cells",
+                "embed larger tiles or use --pooling mean",
+            )
+        parts.append(torch.einsum("bcyx,bdyx->bcd", a, b).flatten(1) / (a.shape[2] * a.shape[3]))
+    return torch.cat(parts, dim=1)
+
+
 @torch.no_grad()
-def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32) -> np.ndarray:
-    """Latent vectors [n_tiles, latent_dim]: the mean over input-sized crops of each tile."""
+def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32, pooling: Pooling = "auto") -> np.ndarray:
+    """One vector per tile (see the module docstring for the two poolings)."""
     size = int(task.hparams.input_size)
+    pooling = resolve_pooling(task, pooling)
     latents = []
     for start in range(0, len(dataset), batch_size):
         images = torch.stack([dataset[i]["image"] for i in range(start, min(start + batch_size, len(dataset)))])
@@ -45,6 +92,12 @@ def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32) -> np.n
                 f"tiles of {height}x{width} px are smaller than the model input {size}",
                 "embed a dataset with larger tiles",
             )
+        if pooling == "stats":
+            factor = 2 ** len(task.hparams.widths)
+            if height % factor or width % factor:
+                raise ConfigError(f"tiles of {height}x{width} px are not divisible by {factor}", "use --pooling mean")
+            latents.append(latent_statistics(task.net.encode_map(images)).cpu().numpy())
+            continue
         crops = [
             images[:, :, r : r + size, c : c + size]
             for r in range(0, height - size + 1, size)
@@ -72,6 +125,7 @@ def embed(
     data: str | Path | None = None,
     batch_size: int = 32,
     workers: int = 2,
+    pooling: Pooling = "auto",
 ) -> gpd.GeoDataFrame:
     """Write one row per tile: city, split, bounds, CRS, tile geometry (EPSG:4326), `latent`, `metric_*`."""
     task, trained_on = load_task(ckpt, expected="AutoencoderTask")
@@ -79,7 +133,8 @@ def embed(
 
     root = Path(data) if data is not None else (trained_on or settings.data_dir())
     dataset = CityTileDataset(root, bands=list(task.bands))
-    latents = embed_tiles(task, dataset, batch_size=batch_size)
+    pooling = resolve_pooling(task, pooling)
+    latents = embed_tiles(task, dataset, batch_size=batch_size, pooling=pooling)
     tiles = dataset.tiles
     keep = [
         "tile_id",
@@ -107,6 +162,7 @@ def embed(
                 "citygen_data_root": str(Path(root).resolve()),
                 "citygen_checkpoint": str(Path(ckpt).resolve()),
                 "citygen_bands": ",".join(task.bands),
+                "citygen_pooling": pooling,
                 "attribution": OSM_ATTRIBUTION,
             },
         )

@@ -291,7 +291,8 @@ def contact_sheet(
     wanted = ", ".join(f"{k}={v:g}" for k, v in targets.items())
     fig.suptitle(f"Generated layouts for {wanted}", fontsize=10)
     fig.text(0.99, 0.005, f"Trained on map data {OSM_ATTRIBUTION}", ha="right", fontsize=6, color="0.4")
-    fig.tight_layout()
+    height = 3.6 * rows
+    fig.tight_layout(rect=(0, 0.15 / height, 1, 1 - 0.35 / height))  # room for the title and the attribution
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
