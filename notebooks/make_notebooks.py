@@ -9,7 +9,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
 
-SETUP = """import os, tempfile
+SETUP = """import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "offline")  # W&B runs stay on disk unless you set WANDB_MODE=online
@@ -102,8 +103,8 @@ NOTEBOOKS = {
             "from citygen.workflows.compare import compare\n\n"
             'report = compare(WORK / "embeddings.parquet", WORK / "compare", data_root=DATA)\n'
             'for name, probe in report["probes"].items():\n'
-            '    print(f"{name}: test {probe[\'accuracy\']:.2f} (chance {probe[\'chance\']:.2f}), "\n'
-            '          f"block cross-validation {probe[\'cv_accuracy\']:.2f} (chance {probe[\'cv_chance\']:.2f})")'
+            "    print(f\"{name}: test {probe['accuracy']:.2f} (chance {probe['chance']:.2f}), \"\n"
+            "          f\"block cross-validation {probe['cv_accuracy']:.2f} (chance {probe['cv_chance']:.2f})\")"
         ),
         new_code_cell(
             "from IPython.display import Image, display\n\n"
