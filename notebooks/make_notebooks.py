@@ -102,9 +102,11 @@ NOTEBOOKS = {
         new_code_cell(
             "from citygen.workflows.compare import compare\n\n"
             'report = compare(WORK / "embeddings.parquet", WORK / "compare", data_root=DATA)\n'
+            "def fmt(value):\n"
+            '    return "n/a" if value is None else f"{value:.2f}"\n\n'
             'for name, probe in report["probes"].items():\n'
-            "    print(f\"{name}: test {probe['accuracy']:.2f} (chance {probe['chance']:.2f}), \"\n"
-            "          f\"block cross-validation {probe['cv_accuracy']:.2f} (chance {probe['cv_chance']:.2f})\")"
+            "    print(f\"{name}: test {fmt(probe['accuracy'])} (chance {fmt(probe['chance'])}), \"\n"
+            "          f\"block cross-validation {fmt(probe['cv_accuracy'])} (chance {fmt(probe['cv_chance'])})\")"
         ),
         new_code_cell(
             "from IPython.display import Image, display\n\n"
