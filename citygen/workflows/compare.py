@@ -3,9 +3,9 @@
 Input: the embeddings table written by `citygen embed` (one row per tile: city, split, bounds, `latent`,
 and `metric_*` columns of urban metrics measured on the tile). Output, in a report folder: a city-to-city
 distance matrix and heatmap, 2-D maps of all tiles (PCA and t-SNE), nearest neighbours across cities as
-an image grid, linear probes of city identity (train split -> test split, with chance level), and how
-well the latent space predicts each urban metric (R2 of a linear fit, train -> test), as PNG figures plus
-`report.json` and `report.md`.
+an image grid, linear probes of city identity (train split -> test split, and cross-validated over 1 km
+blocks, with chance levels), and how well the latent space predicts each urban metric (R2 of a linear
+fit, train -> test), as PNG figures plus `report.json` and `report.md`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Two ways to turn a tile into one vector (``pooling``):
 - ``stats`` (default for a spatial bottleneck): the encoder is fully convolutional, so the whole tile is
   encoded at once into a latent map (one latent code per 16 m cell at 2 m/px). The tile's vector holds
   the per-channel mean and standard deviation of that map and the channel-by-channel products of codes
-  at offsets of 1, 2, 4 and 8 cells in four directions: texture statistics of the latent codes (as the
+  at offsets of 1, 2, 4 and 8 cells in four directions (signed square roots): texture statistics of the latent codes (as the
   Gram matrices of Gatys et al. 2015), which say how streets and blocks repeat and turn, wherever they
   lie in the tile.
 - ``mean`` (the only choice for a dense bottleneck): the tile is cut into input-sized crops on a grid and
@@ -74,7 +74,10 @@ def latent_statistics(latent_map: torch.Tensor) -> torch.Tensor:
                 f"tiles of {h}x{w} latent cells are too small for code offsets of {max(abs(dy), abs(dx))} cells",
                 "embed larger tiles or use --pooling mean",
             )
-        parts.append(torch.einsum("bcyx,bdyx->bcd", a, b).flatten(1) / (a.shape[2] * a.shape[3]))
+        products = torch.einsum("bcyx,bdyx->bcd", a, b).flatten(1) / (a.shape[2] * a.shape[3])
+        # signed square root ("power normalisation" of bilinear features, Lin et al. 2015): products back to
+        # the scale of the codes, so a few tiles with strong codes do not dominate distances and PCA maps
+        parts.append(products.sign() * products.abs().sqrt())
     return torch.cat(parts, dim=1)
 
 

@@ -22,7 +22,10 @@ def _plt():
 
 def _save(fig, path: Path) -> Path:
     fig.text(0.99, 0.005, f"Map data {OSM_ATTRIBUTION}", ha="right", va="bottom", fontsize=6, color="0.4")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    from citygen.data.geotiff import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     _plt().close(fig)
     return path
 
@@ -58,7 +61,7 @@ def tile_map(table: pd.DataFrame, z: np.ndarray, path: Path, *, method: str, see
     for i, city in enumerate(cities):
         rows = (table["city"] == city).to_numpy()
         ax.scatter(xy[rows, 0], xy[rows, 1], s=9, color=colours(i), label=city, alpha=0.8)
-    ax.legend(fontsize=7, markerscale=2, ncol=2, loc="best")
+    ax.legend(fontsize=7, markerscale=2, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(f"All tiles in latent space ({method.upper()}), coloured by city")
     ax.set_xticks([])
     ax.set_yticks([])
