@@ -8,14 +8,16 @@ from torch import Tensor, nn
 class MetricRegressor(nn.Module):
     """Strided convolutions, global average pooling and a linear map to ``n_outputs`` values.
 
-    The pix2pix task trains it on real layouts to predict their measured (scaled) metrics and asks the
-    generator to produce layouts whose predicted metrics match the requested targets, as the auxiliary
-    classifier / regressor of AC-GAN-style conditional GANs. Metrics that are plain band shares
+    The pix2pix task trains it to predict the measured (scaled) metrics of real layouts, and of generated
+    ones measured by the metric suite, and asks the generator for layouts whose predicted metrics match
+    the requested targets, as the auxiliary classifier / regressor of AC-GAN-style conditional GANs. Metrics that are plain band shares
     (building coverage, green share) need no regressor: they are computed exactly from the output.
     """
 
     def __init__(self, in_channels: int, n_outputs: int, width: int = 32, n_layers: int = 4) -> None:
         super().__init__()
+        if width % 8:
+            raise ValueError(f"the regressor width must be a multiple of 8 (GroupNorm of 8 groups), got {width}")
         layers: list[nn.Module] = []
         prev = in_channels
         for i in range(n_layers):
