@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start = step("generate", "generating candidate layouts for three target densities ...")
     generated = {
-        name: generate(p2p_ckpt, targets, out / "generate" / name, n=4, seed=i, strict=False)
+        name: generate(p2p_ckpt, targets, out / "generate" / name, n=8, seed=i, strict=False)
         for i, (name, targets) in enumerate(TARGET_SWEEP.items())
     }
     timings["generate"] = time.perf_counter() - start

@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--max-crops", type=int, default=None, help="crops measured with the metric suite "
                         "(default 256 for autoencoders, 64 for pix2pix)")  # fmt: skip
-    parser.add_argument("--candidates", type=int, default=4, help="pix2pix layouts generated per target")
+    parser.add_argument("--candidates", type=int, default=8, help="pix2pix layouts generated per target (default 8)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=0, help="processes measuring urban metrics")
     args = parser.parse_args(argv)

@@ -126,7 +126,7 @@ def test_demo_quick_writes_the_report(built_samples: Path, tmp_path: Path) -> No
     assert set(report["probe_cv_accuracy"]) == set(report["probe_accuracy"])
     assert "iou_streets" in report["reconstruction"] and report["reconstruction_metrics"]
     coverage = report["conditioning_error"]["building_coverage"]
-    assert {"mape", "spearman", "mae", "best"} <= set(coverage) and coverage["best"]["candidates"] == 4
+    assert {"mape", "spearman", "mae", "best"} <= set(coverage) and coverage["best"]["candidates"] == 8
     assert (out / "report.md").read_text().count("block-CV") == 1
     for name in ("sample_tiles.png", "compare/tiles_pca.png", "embeddings.parquet"):
         assert (out / name).is_file()

@@ -282,7 +282,7 @@ def contact_sheet(
 
     columns = min(4, len(layouts))
     rows = math.ceil(len(layouts) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 4.0 * rows), squeeze=False, layout="constrained")
     for ax, layout, candidate in zip(axes.ravel(), layouts, candidates, strict=False):
         ax.imshow(composite(layout, bands))
         text = "\n".join(f"{name}: {candidate.achieved[name]:.3g}" for name in targets)
@@ -292,8 +292,6 @@ def contact_sheet(
     wanted = ", ".join(f"{k}={v:g}" for k, v in targets.items())
     fig.suptitle(f"Generated layouts for {wanted}", fontsize=10)
     fig.text(0.99, 0.005, f"Trained on map data {OSM_ATTRIBUTION}", ha="right", fontsize=6, color="0.4")
-    height = 3.6 * rows
-    fig.tight_layout(rect=(0, 0.15 / height, 1, 1 - 0.35 / height))  # room for the title and the attribution
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
