@@ -88,8 +88,32 @@ def test_embed_and_compare(tiny_models: dict[str, Path], built_samples: Path, tm
     probe = report["probes"]["houston_vs_copenhagen"]
     assert probe["cities"] == ["Copenhagen", "Houston"] and 0 <= probe["accuracy"] <= 1 and probe["chance"] >= 0.5
     assert 0 <= probe["cv_accuracy"] <= 1 and probe["n_cv"] > probe["n_test"]
+    assert probe["samples"] == ["cph_vesterbro", "houston_montrose"]
     for figure in report["figures"].values():
         assert (tmp_path / "report" / figure).stat().st_size > 5000
+
+
+def test_city_probe_compares_like_with_like() -> None:
+    """Tiles of one city's probe share their layers and street source: Copenhagen's "all" network (with
+    footways) is not set against Houston's drive networks, nor buildings-only tiles against streets."""
+    import pandas as pd
+
+    from citygen.workflows.compare import _same_channels
+
+    ids = ["houston_montrose", "houston_meyerland", "cph_vesterbro", "cph_indre_by_streets", "cph_indre_by_buildings"]
+    table = pd.DataFrame(
+        {
+            "city": ids,
+            "group": ["Houston", "Houston", "Copenhagen", "Copenhagen", "Copenhagen"],
+            "present_streets": [True, False, True, True, False],
+            "present_buildings": [False, True, False, False, True],
+        }
+    )
+    assert list(_same_channels(table)["city"]) == ["houston_montrose", "cph_vesterbro"]
+    assert _same_channels(table[table["city"] != "cph_vesterbro"])["city"].tolist() == [
+        "houston_meyerland",
+        "cph_indre_by_buildings",
+    ]
 
 
 def test_latent_statistics_are_products_at_offsets() -> None:

@@ -43,14 +43,24 @@ def load_embeddings(path: str | Path) -> gpd.GeoDataFrame:
     return table
 
 
-def city_group(city_id: str) -> str:
-    """The city a sample belongs to (Houston for houston_montrose); other ids stand for themselves."""
+def _sample_field(city_id: str, field: str) -> str | None:
     from citygen.data.samples import list_samples
 
     for sample in list_samples():
         if sample.id == city_id:
-            return sample.city.split(",")[0]
-    return city_id
+            return str(getattr(sample, field))
+    return None
+
+
+def city_group(city_id: str) -> str:
+    """The city a sample belongs to (Houston for houston_montrose); other ids stand for themselves."""
+    city = _sample_field(city_id, "city")
+    return city.split(",")[0] if city is not None else city_id
+
+
+def street_source(city_id: str) -> str:
+    """The OSMnx network type a sample's streets came from (``drive``, ``all``, ...); "" when unknown."""
+    return _sample_field(city_id, "network_type") or ""
 
 
 def latent_matrix(table: pd.DataFrame) -> np.ndarray:
@@ -67,12 +77,20 @@ def city_distances(table: pd.DataFrame, z: np.ndarray) -> pd.DataFrame:
 
 
 def _same_channels(table: pd.DataFrame) -> pd.DataFrame:
-    """Keep tiles whose layer-presence signature is shared by every group, so a probe cannot
-    tell cities apart by which layers their sources happen to provide."""
+    """Keep tiles whose layer signature is shared by every group, so a probe cannot tell cities apart by
+    which layers their sources happen to provide: the layers present and, for streets, the network type
+    they were drawn from (a drive network and an "all" network with footways are different pictures)."""
     present = [c for c in table.columns if c.startswith("present_")]
     if not present:
         return table
     signature = table[present].astype(str).agg("".join, axis=1)
+    if "present_streets" in table:
+        sources = (
+            table["city"]
+            .map({c: street_source(c) for c in table["city"].unique()})
+            .where(table["present_streets"].astype(bool), "")
+        )
+        signature = signature + ":" + sources
     shared = set.intersection(*(set(signature[table["group"] == g]) for g in table["group"].unique()))
     if not shared:
         return table.iloc[0:0]
@@ -219,7 +237,7 @@ def compare(
     table = load_embeddings(embeddings).reset_index(drop=True)
     if table["city"].nunique() < 2:
         raise ConfigError("the embeddings hold a single city", "embed a dataset with two or more cities")
-    table["group"] = table["city"].map(city_group)
+    table["group"] = table["city"].map({c: city_group(c) for c in table["city"].unique()})
     z = latent_matrix(table)
     if not np.isfinite(z).all():
         raise SourceError(
@@ -280,7 +298,8 @@ def markdown_report(report: dict[str, Any]) -> str:
         "## Linear probes of city identity",
         "",
         "Test: trained on the train split, scored on the spatially held-out test split. Block CV: every tile",
-        "predicted by a model trained without its 1 km block (5 folds over blocks).",
+        "predicted by a model trained without its 1 km block (5 folds over blocks). A probe of named cities",
+        "uses only samples with the same layers and street source (network type) in every city.",
         "",
         "| probe | test accuracy | chance | block-CV accuracy | chance | cities | train / test / CV tiles |",
         "|---|---|---|---|---|---|---|",
