@@ -211,19 +211,23 @@ def demo_report(
     }
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=str))
+    from citygen.workflows.compare import format_interval
+
     lines = ["# citygen demo report", "", f"Dataset: `{data}`. ![sample tiles]({Path(picture).name})", ""]
     lines += [
         "## City identity from the autoencoder's latent space",
         "",
         "Linear probes: trained on the train split and scored on the spatially held-out test split, and scored",
-        "by 5-fold cross-validation over 1 km blocks (every tile predicted once; the less noisy figure).",
+        "by 5-fold cross-validation over 1 km blocks (every tile predicted once; the less noisy figure); 95 %",
+        "intervals in brackets. Houston vs Copenhagen compares drive networks with drive networks.",
         "",
         "| probe | test accuracy | chance | block-CV accuracy | chance | test / CV tiles |",
         "|---|---|---|---|---|---|",
     ]
     for name, probe in comparison["probes"].items():
         lines.append(
-            f"| {name} | {_fmt(probe['accuracy'])} | {_fmt(probe['chance'])} | {_fmt(probe.get('cv_accuracy'))} | "
+            f"| {name} | {_fmt(probe['accuracy'])}{format_interval(probe, 'accuracy_ci95')} | {_fmt(probe['chance'])} | "
+            f"{_fmt(probe.get('cv_accuracy'))}{format_interval(probe, 'cv_accuracy_ci95')} | "
             f"{_fmt(probe.get('cv_chance'))} | {probe.get('n_test', '')} / {probe.get('n_cv', '')} |"
         )
     lines += ["", "![tiles](compare/tiles_pca.png) ![neighbours](compare/nearest_neighbours.png)", ""]

@@ -89,6 +89,8 @@ def test_embed_and_compare(tiny_models: dict[str, Path], built_samples: Path, tm
     assert probe["cities"] == ["Copenhagen", "Houston"] and 0 <= probe["accuracy"] <= 1 and probe["chance"] >= 0.5
     assert 0 <= probe["cv_accuracy"] <= 1 and probe["n_cv"] > probe["n_test"]
     assert probe["samples"] == ["cph_vesterbro", "houston_montrose"]
+    low, high = probe["accuracy_ci95"]
+    assert 0 <= low <= probe["accuracy"] <= high <= 1 and high - low > 0.1, "17-odd test tiles: a wide interval"
     for figure in report["figures"].values():
         assert (tmp_path / "report" / figure).stat().st_size > 5000
 

@@ -149,12 +149,13 @@ def linear_probe(
             "reason": f"fewer than two cities with train and test tiles ({labels})",
         }
     model = _probe_model().fit(z[train["_row"]], train["group"])
-    accuracy = float((model.predict(z[test["_row"]]) == test["group"].to_numpy()).mean())
+    correct = int((model.predict(z[test["_row"]]) == test["group"].to_numpy()).sum())
+    accuracy = correct / len(test)
     chance = float(test["group"].value_counts(normalize=True).max())  # always guessing the largest class
     everything = frame[frame["group"].isin(labels)]
     blocks = spatial_blocks(everything)
     n_folds = min(folds, len(set(blocks)))
-    cv_accuracy = cv_chance = None
+    cv_accuracy = cv_chance = cv_ci = None
     folds_ok = n_folds >= 2 and all(
         everything["group"].iloc[train_rows].nunique() >= 2
         for train_rows, _ in GroupKFold(max(n_folds, 2)).split(everything, groups=blocks)
@@ -163,12 +164,16 @@ def linear_probe(
         predicted = cross_val_predict(
             _probe_model(), z[everything["_row"]], everything["group"], groups=blocks, cv=GroupKFold(n_folds)
         )
-        cv_accuracy = float((predicted == everything["group"].to_numpy()).mean())
+        cv_correct = int((predicted == everything["group"].to_numpy()).sum())
+        cv_accuracy = cv_correct / len(everything)
+        cv_ci = _wilson(cv_correct, len(everything))
         cv_chance = float(everything["group"].value_counts(normalize=True).max())
     return {
         "accuracy": accuracy,
+        "accuracy_ci95": _wilson(correct, len(test)),
         "chance": chance,
         "cv_accuracy": cv_accuracy,
+        "cv_accuracy_ci95": cv_ci,
         "cv_chance": cv_chance,
         "cv_folds": n_folds,
         "cities": labels,
@@ -177,6 +182,14 @@ def linear_probe(
         "n_cv": len(everything),
         "samples": sorted(frame["city"].unique()),
     }
+
+
+def _wilson(correct: int, n: int) -> list[float]:
+    """95 % Wilson score interval of an accuracy: a test split of 17 tiles moves by 0.06 per tile."""
+    from scipy.stats import binomtest
+
+    interval = binomtest(correct, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return [float(interval.low), float(interval.high)]
 
 
 def metric_r2(table: pd.DataFrame, z: np.ndarray) -> dict[str, dict[str, float | int]]:
@@ -287,6 +300,11 @@ def _data_root(embeddings: str | Path) -> Path | None:
     return Path(value.decode()) if value else None
 
 
+def format_interval(probe: dict[str, Any], key: str) -> str:
+    interval = probe.get(key)
+    return f" ({interval[0]:.2f}-{interval[1]:.2f})" if interval else ""
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     lines = [
         "# City comparison in latent space",
@@ -298,8 +316,9 @@ def markdown_report(report: dict[str, Any]) -> str:
         "## Linear probes of city identity",
         "",
         "Test: trained on the train split, scored on the spatially held-out test split. Block CV: every tile",
-        "predicted by a model trained without its 1 km block (5 folds over blocks). A probe of named cities",
-        "uses only samples with the same layers and street source (network type) in every city.",
+        "predicted by a model trained without its 1 km block (5 folds over blocks). 95 % intervals in brackets.",
+        "A probe of named cities uses only samples with the same layers and street source (network type) in",
+        "every city.",
         "",
         "| probe | test accuracy | chance | block-CV accuracy | chance | cities | train / test / CV tiles |",
         "|---|---|---|---|---|---|---|",
@@ -308,10 +327,14 @@ def markdown_report(report: dict[str, Any]) -> str:
         if probe["accuracy"] is None:
             lines.append(f"| {name} | not measurable | | | | {probe['reason']} | |")
         else:
-            cv = "n/a" if probe.get("cv_accuracy") is None else f"{probe['cv_accuracy']:.3f}"
+            cv = (
+                "n/a"
+                if probe.get("cv_accuracy") is None
+                else f"{probe['cv_accuracy']:.3f}{format_interval(probe, 'cv_accuracy_ci95')}"
+            )
             cv_chance = "" if probe.get("cv_chance") is None else f"{probe['cv_chance']:.3f}"
             lines.append(
-                f"| {name} | {probe['accuracy']:.3f} | {probe['chance']:.3f} | {cv} | {cv_chance} | "
+                f"| {name} | {probe['accuracy']:.3f}{format_interval(probe, 'accuracy_ci95')} | {probe['chance']:.3f} | {cv} | {cv_chance} | "
                 f"{', '.join(probe['cities'])} | {probe['n_train']} / {probe['n_test']} / {probe.get('n_cv', '')} |"
             )
     lines += [
