@@ -114,17 +114,25 @@ _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 
 
 def first_value(value: object) -> str | None:
-    """OSM values can be lists (after graph simplification) or `a;b` strings; take the first."""
+    """OSM values can be lists (after graph simplification) or `a;b` strings; take the first.
+
+    OSMnx merges the tags of simplified edges through a set, so a list's order changes with Python's hash
+    seed; for lists this takes the smallest value, so builds are the same in every process."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, (list, tuple)):
-        return first_value(value[0]) if value else None
+        values = sorted(v for v in (first_value(item) for item in value) if v is not None)
+        return values[0] if values else None
     text = str(value).strip()
     return text.split(";")[0].strip() or None
 
 
 def parse_number(value: object) -> float | None:
-    """Parse numeric OSM values such as ``"12"``, ``"12.5 m"``, ``"4;5"`` or ``"3,5"``; None if absent."""
+    """Parse numeric OSM values such as ``"12"``, ``"12.5 m"``, ``"4;5"`` or ``"3,5"``; None if absent.
+    Of a list (merged edges), the largest."""
+    if isinstance(value, (list, tuple)):
+        numbers = [n for n in (parse_number(item) for item in value) if n is not None]
+        return max(numbers) if numbers else None
     text = first_value(value)
     if text is None:
         return None
@@ -138,6 +146,13 @@ def parse_number(value: object) -> float | None:
 
 
 def highway_class(value: object) -> str | None:
+    """The highway class; of a list (merged edges), the widest by default width, so a simplified edge
+    that is partly a primary road is drawn as one whatever the order of the list."""
+    if isinstance(value, (list, tuple)):
+        classes = sorted({c for c in (first_value(item) for item in value) if c is not None})
+        if not classes:
+            return None
+        return max(classes, key=lambda c: (c not in PATH_CLASSES, DEFAULT_WIDTH_M.get(c, FALLBACK_WIDTH_M)))
     return first_value(value)
 
 
