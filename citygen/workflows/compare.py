@@ -94,7 +94,19 @@ def _same_channels(table: pd.DataFrame) -> pd.DataFrame:
     shared = set.intersection(*(set(signature[table["group"] == g]) for g in table["group"].unique()))
     if not shared:
         return table.iloc[0:0]
-    best = max(shared, key=lambda s: (signature == s).sum())
+    # Most tiles first; ties go to the signature with more layers (streets first), then by name, so the choice
+    # never depends on set order (which changes with PYTHONHASHSEED).
+    layers = table[present].astype(bool).sum(axis=1)
+    streets = table["present_streets"].astype(bool) if "present_streets" in table else layers * 0
+    best = max(
+        shared,
+        key=lambda s: (
+            int((signature == s).sum()),
+            int(layers[signature == s].iloc[0]),
+            bool(streets[signature == s].iloc[0]),
+            s,
+        ),
+    )
     return table[signature == best]
 
 
