@@ -237,7 +237,9 @@ def demo_report(
         "",
         "## Conditioning (pix2pix, test-split targets)",
         "",
-        "Every candidate, and the candidate `citygen generate` ranks first among those made for one target.",
+        f"The measured targets of {int(p2p_eval.get('crops') or 0)} test crops of the cities the model was trained on "
+        f"are requested, {int(p2p_eval.get('candidates') or 0)} candidates each: every candidate, and the candidate",
+        "`citygen generate` ranks first among those made for one target.",
         "",
         "| target | MAPE | Spearman | MAE | best-candidate MAPE | best-candidate Spearman |",
         "|---|---|---|---|---|---|",

@@ -50,12 +50,18 @@ def load_checkpoint(path: Path) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     return task, meta, raw.get("CityTileDataModule", {})
 
 
-def test_data(state: dict[str, Any], root: Path | None, batch_size: int) -> CityTileDataModule:
-    same = root is None
+def test_data(
+    state: dict[str, Any], root: Path | None, batch_size: int, crop_size: int | None = None
+) -> CityTileDataModule:
+    """The test split the checkpoint was trained beside (or of ``root``), in crops of ``crop_size`` (default: the
+    training crop size; fully convolutional models also take larger crops)."""
+    # the dataset it was trained on, named or not, keeps the checkpoint's choice of cities
+    same = root is None or (bool(state.get("root")) and Path(root).resolve() == Path(state["root"]).resolve())
     if same and not state.get("root"):
         raise CheckpointError("the checkpoint does not record its dataset", "pass --data DIR")
     dm = CityTileDataModule(
-        root=str(root or state["root"]), bands=state["bands"], crop_size=state["crop_size"], batch_size=batch_size,
+        root=str(root or state["root"]), bands=state["bands"], crop_size=crop_size or state["crop_size"],
+        batch_size=batch_size,
         targets=state.get("targets") or None, require_bands=state.get("require_bands") or None,
         cities=(state.get("cities") or None) if same else None,
         min_valid_fraction=state.get("min_valid_fraction", 0.5),
@@ -257,15 +263,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-crops", type=int, default=None, help="crops measured with the metric suite "
                         "(default 256 for autoencoders, 64 for pix2pix)")  # fmt: skip
     parser.add_argument("--candidates", type=int, default=8, help="pix2pix layouts generated per target (default 8)")
+    parser.add_argument(
+        "--crop-size",
+        type=int,
+        default=None,
+        help="side of the test crops in pixels (default: "
+        "the training crop size; pix2pix: targets are measured and requested on crops of this size)",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=0, help="processes measuring urban metrics")
     args = parser.parse_args(argv)
     task, meta, state = load_checkpoint(args.ckpt)
-    dm = test_data(state, args.data, args.batch_size)
+    dm = test_data(state, args.data, args.batch_size, args.crop_size)
     if isinstance(task, AutoencoderTask):
         result = evaluate_autoencoder(task, dm, args.max_crops or 256, args.workers)
     else:
         result = evaluate_pix2pix(task, dm, args.max_crops or 64, args.candidates, args.workers)
+    result = {"crop_size": float(dm.hparams.crop_size), **result}
     result = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}
     print(f"{meta['task']} {args.ckpt} on the test split of {dm.root}")
     for key, value in result.items():

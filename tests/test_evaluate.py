@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from citygen.errors import CheckpointError
+from citygen.evaluate import load_checkpoint
 from citygen.evaluate import main as evaluate
+from citygen.evaluate import test_data as evaluation_split
 from citygen.training import main as fit
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "experiments"
@@ -54,3 +56,11 @@ def test_evaluate_pix2pix(built_samples: Path, runs: Path, tmp_path: Path) -> No
         assert f"mape_{name}" in res and f"spearman_{name}" in res
     assert res["diversity_l1"] > 0, "candidates for the same target must differ"
     assert "real_pair_l1" in res and any(k.startswith("w1_") for k in res)
+    assert res["crop_size"] == 128
+    # naming the dataset it was trained on keeps the checkpoint's cities (the demo passes --data)
+    _, _, state = load_checkpoint(_last(runs))
+    assert set(evaluation_split(state, built_samples, 4).datasets["test"].tiles["city"]) == {"helsinki_center"}
+    # a fully convolutional generator also takes larger crops: targets requested and measured at 256 px
+    assert evaluate(["--ckpt", str(_last(runs)), "--json", str(out), "--crop-size", "256", "--candidates", "2"]) == 0
+    res = json.loads(out.read_text())
+    assert res["crop_size"] == 256 and res["crops"] == 1  # Helsinki's one 256 px test tile

@@ -156,3 +156,20 @@ def test_demo_quick_writes_the_report(built_samples: Path, tmp_path: Path) -> No
     assert (out / "report.md").read_text().count("block-CV") == 1
     for name in ("sample_tiles.png", "compare/tiles_pca.png", "embeddings.parquet"):
         assert (out / name).is_file()
+
+
+def test_latent_statistics_ignore_cells_outside_the_mapped_area() -> None:
+    """A tile cut by the edge of its extract is described by its mapped part: blank cells beyond the edge
+    change nothing, and without a mask they would."""
+    import torch
+
+    from citygen.workflows.embed import latent_statistics
+
+    torch.manual_seed(0)
+    mapped = torch.randn(1, 3, 20, 12)
+    cut = torch.cat([mapped, torch.zeros(1, 3, 20, 8)], dim=3)  # the extract ends at column 12
+    valid = torch.cat([torch.ones(1, 1, 20, 12), torch.zeros(1, 1, 20, 8)], dim=3)
+    # equal where a pair of cells lies in the mapped part: offsets up to 8 cells fit in 12 columns
+    assert torch.allclose(latent_statistics(cut, valid), latent_statistics(mapped), atol=1e-5)
+    assert not torch.allclose(latent_statistics(cut), latent_statistics(mapped), atol=1e-3)
+    assert torch.equal(latent_statistics(cut, torch.zeros_like(valid)), latent_statistics(cut))

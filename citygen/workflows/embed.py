@@ -7,7 +7,8 @@ Two ways to turn a tile into one vector (``pooling``):
   the per-channel mean and standard deviation of that map and the channel-by-channel products of codes
   at offsets of 1, 2, 4 and 8 cells in four directions (signed square roots): texture statistics of the latent codes (as the
   Gram matrices of Gatys et al. 2015), which say how streets and blocks repeat and turn, wherever they
-  lie in the tile.
+  lie in the tile. They are taken over the latent cells inside the mapped area (the ``valid`` band), so
+  a tile cut by the edge of its extract is described by what is mapped, not by the blank beyond it.
 - ``mean`` (the only choice for a dense bottleneck): the tile is cut into input-sized crops on a grid and
   the vector is the mean of the crops' latents.
 
@@ -25,6 +26,7 @@ import geopandas as gpd
 import numpy as np
 import pyarrow.parquet as pq
 import torch
+import torch.nn.functional as F
 
 from citygen import OSM_ATTRIBUTION
 from citygen.data.dataset import CityTileDataset
@@ -62,19 +64,32 @@ def resolve_pooling(task, pooling: Pooling) -> Literal["stats", "mean"]:
     return pooling
 
 
-def latent_statistics(latent_map: torch.Tensor) -> torch.Tensor:
-    """``[B, C, h, w]`` latent maps -> ``[B, 2C + len(STAT_OFFSETS) C^2]`` translation-invariant statistics."""
-    _, _, h, w = latent_map.shape
-    parts = [latent_map.mean(dim=(2, 3)), latent_map.std(dim=(2, 3))]
+def latent_statistics(latent_map: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """``[B, C, h, w]`` latent maps -> ``[B, 2C + len(STAT_OFFSETS) C^2]`` translation-invariant statistics.
+
+    ``valid`` ``[B, 1, h, w]`` (0/1) marks the latent cells inside the mapped area: statistics are taken over
+    those cells (and pairs of them) only, so a tile at the edge of an extract describes its mapped part rather
+    than looking emptier than its city. A tile without a valid cell falls back to all cells.
+    """
+    batch, _, h, w = latent_map.shape
+    weight = torch.ones_like(latent_map[:, :1]) if valid is None else valid.to(latent_map)
+    weight = torch.where(weight.sum(dim=(1, 2, 3), keepdim=True) > 0, weight, torch.ones_like(weight))
+    count = weight.sum(dim=(2, 3))
+    mean = (latent_map * weight).sum(dim=(2, 3)) / count
+    spread = ((latent_map - mean[:, :, None, None]) ** 2 * weight).sum(dim=(2, 3)) / count
+    parts = [mean, spread.sqrt()]
     for dy, dx in STAT_OFFSETS:
-        a = latent_map[:, :, max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
-        b = latent_map[:, :, max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)]
+        first = (slice(None), slice(None), slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
+        second = (slice(None), slice(None), slice(max(0, dy), h - max(0, -dy)), slice(max(0, dx), w - max(0, -dx)))
+        a, b = latent_map[first], latent_map[second]
         if a.shape[2] == 0 or a.shape[3] == 0:
             raise ConfigError(
                 f"tiles of {h}x{w} latent cells are too small for code offsets of {max(abs(dy), abs(dx))} cells",
                 "embed larger tiles or use --pooling mean",
             )
-        products = torch.einsum("bcyx,bdyx->bcd", a, b).flatten(1) / (a.shape[2] * a.shape[3])
+        pairs = weight[first] * weight[second]  # both cells of a pair in the mapped area
+        products = torch.einsum("bcyx,bdyx->bcd", a * pairs, b).reshape(batch, -1)
+        products = products / pairs.sum(dim=(1, 2, 3)).clamp_min(1.0)[:, None]
         # signed square root ("power normalisation" of bilinear features, Lin et al. 2015): products back to
         # the scale of the codes, so a few tiles with strong codes do not dominate distances and PCA maps
         parts.append(products.sign() * products.abs().sqrt())
@@ -86,6 +101,8 @@ def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32, pooling
     """One vector per tile (see the module docstring for the two poolings)."""
     size = int(task.hparams.input_size)
     pooling = resolve_pooling(task, pooling)
+    channels = len(task.bands)
+    with_valid = tuple(dataset.bands[channels:]) == ("valid",)  # `embed` reads it after the model's bands
     latents = []
     for start in range(0, len(dataset), batch_size):
         images = torch.stack([dataset[i]["image"] for i in range(start, min(start + batch_size, len(dataset)))])
@@ -99,10 +116,14 @@ def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32, pooling
             factor = 2 ** len(task.hparams.widths)
             if height % factor or width % factor:
                 raise ConfigError(f"tiles of {height}x{width} px are not divisible by {factor}", "use --pooling mean")
-            latents.append(latent_statistics(task.net.encode_map(images)).cpu().numpy())
+            latent_map = task.net.encode_map(images[:, :channels])
+            valid = None
+            if with_valid:  # the valid band, pooled to the latent cells that lie wholly inside the mapped area
+                valid = F.avg_pool2d(images[:, channels:], factor) >= 1.0 - 1e-6
+            latents.append(latent_statistics(latent_map, valid).cpu().numpy())
             continue
         crops = [
-            images[:, :, r : r + size, c : c + size]
+            images[:, :channels, r : r + size, c : c + size]
             for r in range(0, height - size + 1, size)
             for c in range(0, width - size + 1, size)
         ]
@@ -135,7 +156,8 @@ def embed(
     from citygen import settings
 
     root = Path(data) if data is not None else (trained_on or settings.data_dir())
-    dataset = CityTileDataset(root, bands=list(task.bands))
+    extra = [] if "valid" in task.bands else ["valid"]
+    dataset = CityTileDataset(root, bands=[*task.bands, *extra])
     pooling = resolve_pooling(task, pooling)
     latents = embed_tiles(task, dataset, batch_size=batch_size, pooling=pooling)
     tiles = dataset.tiles
