@@ -19,6 +19,7 @@ OVERRIDES = {
     "ae_full": ["--data.batch_size", "2", "--data.num_workers", "0"],
     "pix2pix_demo": ["--data.cities", "[helsinki_center]", "--data.num_workers", "0"],
     "pix2pix_full": ["--data.batch_size", "2", "--data.num_workers", "0", "--data.cities", "[helsinki_center]"],
+    "pix2pix_streets_demo": ["--data.cities", "[helsinki_center]", "--data.num_workers", "0"],
 }
 TINY_AE = [
     "--model.init_args.input_size", "32", "--model.init_args.widths", "[8, 16]", "--model.init_args.latent_dim", "64",
@@ -31,6 +32,10 @@ TINY_AE = [
 def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CITYGEN_RUNS_DIR", str(tmp_path / "runs"))
     return tmp_path / "runs"
+
+
+def test_every_shipped_config_is_exercised() -> None:
+    assert sorted(OVERRIDES) == sorted(p.stem for p in (CONFIGS / "experiments").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("name", sorted(OVERRIDES))

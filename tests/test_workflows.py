@@ -46,6 +46,31 @@ def test_generate_writes_ranked_candidates(tiny_models: dict[str, Path], tmp_pat
     assert gpd.read_file(out / "candidate_0.geojson").crs.to_epsg() == 4326
 
 
+def test_generate_around_given_streets(built_samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Streets-to-buildings: the candidates keep the given streets, lie where they lie, and draw the rest."""
+    import numpy as np
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CITYGEN_RUNS_DIR", str(tmp_path / "runs"))
+        lightning_main(["fit", "--config", str(CONFIGS / "pix2pix_streets_demo.yaml"), "--data.root",
+                        str(built_samples), "--data.cities", "[helsinki_center]", "--run_name", "s2b", *TINY])  # fmt: skip
+    ckpt = sorted((tmp_path / "runs").rglob("last.ckpt"))[-1]
+    base = ["generate", "--ckpt", str(ckpt), "--target", "building_coverage=0.2", "--target", "green_share=0.05",
+            "--n", "2", "--allow-extrapolation", "--out", str(tmp_path / "gen")]  # fmt: skip
+    assert main(base) == 2
+    assert "--streets" in capsys.readouterr().err
+    city = built_samples / "helsinki_center.tif"
+    assert main([*base, "--streets", str(city)]) == 0
+    with rasterio.open(city) as src, rasterio.open(tmp_path / "gen" / "candidate_0.tif") as out:
+        assert out.crs == src.crs and out.res == src.res
+        window = rasterio.windows.from_bounds(*out.bounds, transform=src.transform)
+        given = src.read(src.descriptions.index("streets") + 1, window=window)
+        assert np.allclose(out.read(out.descriptions.index("streets") + 1), given)
+        assert {"buildings", "green"} <= set(out.descriptions)
+    report = json.loads((tmp_path / "gen" / "report.json").read_text())
+    assert report["candidates"][0]["targets"]["building_coverage"]["relative_error"] < 0.01  # share constraint
+
+
 def test_generate_refuses_unknown_and_out_of_range_targets(
     tiny_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

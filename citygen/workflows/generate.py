@@ -208,7 +208,11 @@ def generate(
         )
     ranked = sorted(candidates, key=lambda c: c.error)
     card = draw_card(measure(read_raster(ranked[0].path), sheds=False)[0], out / "pattern_card.png")
-    sheet = contact_sheet(layouts, list(task.output_bands), candidates, targets, out / "contact_sheet.png")
+    shown, shown_bands = layouts, list(task.output_bands)
+    if inputs is not None:  # streets-to-buildings: draw the given streets under each candidate's output
+        shown = np.concatenate([layouts, np.repeat(inputs.numpy(), len(layouts), axis=0)], axis=1)
+        shown_bands += list(task.input_bands)
+    sheet = contact_sheet(shown, shown_bands, candidates, targets, out / "contact_sheet.png")
     report = {
         "checkpoint": str(ckpt),
         "targets": targets,
@@ -291,6 +295,13 @@ def contact_sheet(
         ax.set_axis_off()
     wanted = ", ".join(f"{k}={v:g}" for k, v in targets.items())
     fig.suptitle(f"Generated layouts for {wanted}", fontsize=10)
+    from matplotlib.patches import Patch
+
+    from citygen.viz import COLORS
+
+    legend = [Patch(color=COLORS[b], label=b) for b in COLORS if b in bands]
+    if legend:
+        fig.legend(handles=legend, loc="lower left", ncol=len(legend), fontsize=7, frameon=False)
     fig.text(0.99, 0.005, f"Trained on map data {OSM_ATTRIBUTION}", ha="right", fontsize=6, color="0.4")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
