@@ -56,6 +56,7 @@ def test_evaluate_pix2pix(built_samples: Path, runs: Path, tmp_path: Path) -> No
         assert f"mape_{name}" in res and f"spearman_{name}" in res
     assert res["diversity_l1"] > 0, "candidates for the same target must differ"
     assert "real_pair_l1" in res and any(k.startswith("w1_") for k in res)
+    assert 0 <= res["overlap_buildings_green"] <= 1 and 0 <= res["real_overlap_buildings_green"] <= 1
     assert res["crop_size"] == 128
     # naming the dataset it was trained on keeps the checkpoint's cities (the demo passes --data)
     _, _, state = load_checkpoint(_last(runs))

@@ -199,3 +199,17 @@ def test_share_offset_reaches_targets_from_saturated_logits() -> None:
     share = torch.sigmoid(logits + offset[:, None, None, None]).mean(dim=(1, 2, 3))
     assert torch.allclose(share, wanted, atol=1e-4)
     assert _share_offset(logits, mask, torch.tensor([float("nan"), 0.5]))[0] == 0, "unknown target: no offset"
+
+
+def test_overlap_term_counts_only_overlap_beyond_the_real_layout() -> None:
+    """Green painted under buildings is penalised; the overlap the real crop has is not."""
+    task = Pix2PixTask(output_bands=["streets", "buildings", "green"], input_size=32, ngf=8, ndf=8)
+    layout = torch.zeros(1, 3, 4, 4)
+    layout[:, 1, :2] = 1.0  # buildings on the top half
+    hidden = layout.clone()
+    hidden[:, 2, :2] = 1.0  # green exactly under the buildings
+    apart = layout.clone()
+    apart[:, 2, 2:] = 1.0  # green beside them
+    assert torch.isclose(task._excess_overlap(hidden, apart), torch.tensor(0.5 / 3))
+    assert task._excess_overlap(apart, apart) == 0
+    assert task._excess_overlap(hidden, hidden) == 0  # the real layout overlaps as much
