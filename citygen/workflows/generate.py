@@ -209,7 +209,7 @@ def generate(
     ranked = sorted(candidates, key=lambda c: c.error)
     card = draw_card(measure(read_raster(ranked[0].path), sheds=False)[0], out / "pattern_card.png")
     shown, shown_bands = layouts, list(task.output_bands)
-    if inputs is not None:  # streets-to-buildings: draw the given streets under each candidate's output
+    if inputs is not None:  # streets-to-buildings: draw the given streets with each candidate's output
         shown = np.concatenate([layouts, np.repeat(inputs.numpy(), len(layouts), axis=0)], axis=1)
         shown_bands += list(task.input_bands)
     sheet = contact_sheet(shown, shown_bands, candidates, targets, out / "contact_sheet.png")
