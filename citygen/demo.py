@@ -201,6 +201,7 @@ def demo_report(
         "reconstruction": {k: v for k, v in ae_eval.items() if k.startswith(("iou_", "f1_", "recon_"))},
         "reconstruction_metrics": {k: v for k, v in ae_eval.items() if k.endswith(("_rel_error", "_spearman"))},
         "conditioning_error": conditioning,
+        "band_overlap": {k: v for k, v in p2p_eval.items() if k.startswith(("overlap_", "real_overlap_"))},
         "generation": {
             name: {"targets": r["targets"], "best": r["candidates"][0]["targets"], "diversity": r["diversity"]}
             for name, r in generated.items()
@@ -237,9 +238,10 @@ def demo_report(
         "",
         "## Conditioning (pix2pix, test-split targets)",
         "",
-        f"The measured targets of {int(p2p_eval.get('crops') or 0)} test crops of the cities the model was trained on "
-        f"are requested, {int(p2p_eval.get('candidates') or 0)} candidates each: every candidate, and the candidate",
-        "`citygen generate` ranks first among those made for one target.",
+        f"The measured targets of {int(p2p_eval.get('crops') or 0)} test crops of the cities the model was trained",
+        f"on are requested, {int(p2p_eval.get('candidates') or 0)} candidates each: every candidate, and the "
+        "candidate `citygen generate`",
+        "ranks first among those made for one target.",
         "",
         "| target | MAPE | Spearman | MAE | best-candidate MAPE | best-candidate Spearman |",
         "|---|---|---|---|---|---|",
@@ -249,6 +251,13 @@ def demo_report(
         f"{_fmt(v.get('best', {}).get('mape'))} | {_fmt(v.get('best', {}).get('spearman'))} |"
         for k, v in conditioning.items()
     ]
+    overlaps = [
+        f"{k.removeprefix('overlap_').replace('_', '-')} {_fmt(v)} (real {_fmt(p2p_eval.get('real_' + k))})"
+        for k, v in p2p_eval.items()
+        if k.startswith("overlap_")
+    ]
+    if overlaps:  # a share can be met by painting one band under another
+        lines += ["", "Share of the area two bands cover at once: " + ", ".join(overlaps) + "."]
     lines += ["", "## Generated layouts", ""]
     for name, r in generated.items():
         wanted = ", ".join(f"{k}={v:g}" for k, v in r["targets"].items())

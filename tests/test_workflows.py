@@ -179,6 +179,8 @@ def test_demo_quick_writes_the_report(built_samples: Path, tmp_path: Path) -> No
     coverage = report["conditioning_error"]["building_coverage"]
     assert {"mape", "spearman", "mae", "best"} <= set(coverage) and coverage["best"]["candidates"] == 8
     assert (out / "report.md").read_text().count("block-CV") == 1
+    assert {"overlap_buildings_green", "real_overlap_buildings_green"} <= set(report["band_overlap"])
+    assert "buildings-green" in (out / "report.md").read_text()
     for name in ("sample_tiles.png", "compare/tiles_pca.png", "embeddings.parquet"):
         assert (out / name).is_file()
 
