@@ -213,3 +213,19 @@ def test_overlap_term_counts_only_overlap_beyond_the_real_layout() -> None:
     assert torch.isclose(task._excess_overlap(hidden, apart), torch.tensor(0.5 / 3))
     assert task._excess_overlap(apart, apart) == 0
     assert task._excess_overlap(hidden, hidden) == 0  # the real layout overlaps as much
+
+
+def test_exclusive_bands_meet_shares_without_overlap() -> None:
+    """With exclusive bands a pixel is street, building, green or open: the requested shares are met and the
+    coverage bands never sum to more than 1."""
+    task = Pix2PixTask(output_bands=["streets", "buildings", "green"], input_size=32, ngf=8, ndf=8,
+                       share_constraint=True, exclusive_bands=True)  # fmt: skip
+    torch.manual_seed(0)
+    raw = 2 * torch.randn(3, 3, 32, 32)
+    targets = torch.tensor([[0.25, 80.0, 0.1], [0.4, 50.0, 0.0], [0.05, 20.0, 0.3]])
+    out = task.constrain(raw, task.condition(targets, None, 32))
+    assert torch.allclose(out[:, 1].mean(dim=(1, 2)), targets[:, 0], atol=1e-3)
+    assert torch.allclose(out[:, 2].mean(dim=(1, 2)), targets[:, 2], atol=1e-3)
+    assert out.sum(dim=1).max() <= 1 + 1e-5
+    loose = Pix2PixTask(output_bands=["streets", "buildings", "green"], input_size=32, ngf=8, ndf=8)
+    assert loose.activate(raw).sum(dim=1).max() > 1.5  # independent sigmoids overlap freely

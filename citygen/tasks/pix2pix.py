@@ -54,6 +54,9 @@ class Pix2PixTask(BaseTask):
         overlap_weight: weight of a term on the area that two coverage bands (streets, buildings, green)
             cover together beyond what the real crop shows (well under 1 % in the samples). Without it a
             short run paints green under the buildings: the green share is met, but no open space shows.
+        exclusive_bands: coverage bands (streets, buildings, green) as one softmax with an empty class, so
+            a pixel is street, building, green or open and one band cannot hide under another; the share
+            constraint then solves the band offsets jointly.
         target_weight: weight of the target-consistency term (0 = plain pix2pix). Conditions that are a
             band share (building coverage, green share, street share) are computed exactly from the
             generated bands; the others (intersection density, street density) are predicted by an
@@ -98,6 +101,7 @@ class Pix2PixTask(BaseTask):
         lambda_l1: float = 100.0,
         dice_weight: float = 0.0,
         overlap_weight: float = 0.0,
+        exclusive_bands: bool = False,
         target_weight: float = 0.0,
         regressor_width: int = 32,
         regressor_on_fakes: bool = True,
@@ -193,9 +197,18 @@ class Pix2PixTask(BaseTask):
         inputs = select_channels(batch, self.input_bands) if self.input_bands else None
         return self.condition(targets, inputs, batch["image"].shape[-1])
 
-    def activate(self, raw: Tensor) -> Tensor:
+    def _exclusive(self) -> bool:
+        return bool(self.hparams.get("exclusive_bands", False)) and len(self.frac_idx) > 1
+
+    def activate(self, raw: Tensor, offsets: Tensor | None = None) -> Tensor:
+        """Band values from generator logits; ``offsets`` ``[B, C]`` are added to the logits first."""
+        if offsets is not None:
+            raw = raw + offsets[:, :, None, None]
         out = raw.clone()
-        if self.frac_idx:
+        if self._exclusive():  # softmax over the coverage bands and an empty class with logit 0
+            logits = torch.cat([torch.zeros_like(raw[:, :1]), raw[:, self.frac_idx]], dim=1)
+            out[:, self.frac_idx] = torch.softmax(logits, dim=1)[:, 1:]
+        elif self.frac_idx:
             out[:, self.frac_idx] = torch.sigmoid(raw[:, self.frac_idx])
         other = [i for i in range(raw.shape[1]) if i not in self.frac_idx]
         if other:
@@ -234,6 +247,8 @@ class Pix2PixTask(BaseTask):
             else mask.to(raw.dtype).reshape(raw.shape[0], 1, *raw.shape[-2:])
         )
         wanted = cond[:, : len(self.conditions)].mean(dim=(2, 3)) * self.scales
+        if self._exclusive():
+            return self.activate(raw, self._exclusive_offsets(raw.detach(), m, wanted))
         for k, b in self.share_pairs:
             offset = _share_offset(raw[:, b : b + 1].detach(), m, wanted[:, k])
             share = torch.sigmoid(raw[:, b] + offset[:, None, None])
@@ -241,6 +256,24 @@ class Pix2PixTask(BaseTask):
             full = wanted[:, k, None, None].expand_as(share)
             out[:, b] = torch.where((full <= 0) | (full >= 1), full.clamp(0, 1), share)
         return out
+
+    def _exclusive_offsets(self, raw: Tensor, mask: Tensor, wanted: Tensor, rounds: int = 6) -> Tensor:
+        """Logit offsets ``[B, C]`` that give every share-constrained band its requested share under the
+        softmax: one band's share is a sigmoid of its logit minus the log-sum-exp of the others (and the empty
+        class), so each band is solved by bisection given the others, a few rounds in turn."""
+        offsets = torch.zeros(raw.shape[0], raw.shape[1], dtype=raw.dtype, device=raw.device)
+        frac = self.frac_idx
+        for _ in range(rounds):
+            for k, b in self.share_pairs:
+                shifted = raw[:, frac] + offsets[:, frac, None, None]
+                others = [j for j, c in enumerate(frac) if c != b]
+                rest = torch.logsumexp(
+                    torch.cat([torch.zeros_like(raw[:, :1]), shifted[:, others]], dim=1), dim=1, keepdim=True
+                )
+                found = _share_offset(raw[:, b : b + 1] - rest, mask, wanted[:, k])
+                # a share of 0 empties the band
+                offsets[:, b] = torch.where(wanted[:, k] <= 0, torch.full_like(found, -1e4), found.to(raw.dtype))
+        return offsets
 
     @torch.no_grad()
     def generate(
