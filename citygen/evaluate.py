@@ -222,12 +222,10 @@ def evaluate_pix2pix(
         # undefined (None in JSON) when no candidate has a street pixel
         result["diversity_streets_1_minus_iou"] = float(1 - np.mean(ious)) if ious else math.nan
     # area share two coverage bands cover together (green painted under buildings is no open space)
-    cover = task.frac_idx
-    for i, a in enumerate(cover):
-        for b in cover[i + 1 :]:
-            pair = f"{task.output_bands[a]}_{task.output_bands[b]}"
-            result[f"overlap_{pair}"] = float((g[:, :, a] * g[:, :, b]).mean())
-            result[f"real_overlap_{pair}"] = float((rr[:, a] * rr[:, b]).mean())
+    for a, b in task.coverage_pairs:
+        pair = f"{task.output_bands[a]}_{task.output_bands[b]}"
+        result[f"overlap_{pair}"] = float((g[:, :, a] * g[:, :, b]).mean())
+        result[f"real_overlap_{pair}"] = float((rr[:, a] * rr[:, b]).mean())
     gen0 = [achieved[i * candidates] for i in range(n)]
     for key in sorted({*URBAN, *names}):
         a = np.array([m.get(key, math.nan) for m in real_m])

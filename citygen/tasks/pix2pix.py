@@ -143,6 +143,8 @@ class Pix2PixTask(BaseTask):
         init_weights(self.generator, "normal", init_gain)
         init_weights(self.discriminator, "normal", init_gain)
         self.frac_idx = [i for i, b in enumerate(output_bands) if is_fraction(b)]
+        # pairs of coverage bands whose common area the overlap term and `citygen evaluate` measure
+        self.coverage_pairs = [(a, b) for i, a in enumerate(self.frac_idx) for b in self.frac_idx[i + 1 :]]
         if output_prior is not None and self.frac_idx:
             if not 0 < output_prior < 1:
                 raise ConfigError(f"output_prior must lie in (0, 1), got {output_prior}")
@@ -238,9 +240,8 @@ class Pix2PixTask(BaseTask):
 
     def constrain(self, raw: Tensor, cond: Tensor, mask: Tensor | None = None) -> Tensor:
         """:meth:`activate`, with the share constraint applied when ``share_constraint`` is on."""
-        out = self.activate(raw)
         if not self.hparams.share_constraint or not self.share_pairs:
-            return out
+            return self.activate(raw)
         m = (
             torch.ones_like(raw[:, :1])
             if mask is None
@@ -249,6 +250,7 @@ class Pix2PixTask(BaseTask):
         wanted = cond[:, : len(self.conditions)].mean(dim=(2, 3)) * self.scales
         if self._exclusive():
             return self.activate(raw, self._exclusive_offsets(raw.detach(), m, wanted))
+        out = self.activate(raw)
         for k, b in self.share_pairs:
             offset = _share_offset(raw[:, b : b + 1].detach(), m, wanted[:, k])
             share = torch.sigmoid(raw[:, b] + offset[:, None, None])
@@ -378,7 +380,7 @@ class Pix2PixTask(BaseTask):
             loss_dice = soft_dice(fake[:, f], real[:, f], w[:, f])
             loss_g = loss_g + hp.dice_weight * loss_dice
             logs["train/dice"] = loss_dice
-        if hp.overlap_weight > 0 and len(self.frac_idx) > 1:
+        if hp.overlap_weight > 0 and self.coverage_pairs:
             loss_overlap = self._excess_overlap(fake, real)
             loss_g = loss_g + hp.overlap_weight * loss_overlap
             logs["train/overlap"] = loss_overlap
@@ -407,10 +409,9 @@ class Pix2PixTask(BaseTask):
     def _excess_overlap(self, fake: Tensor, real: Tensor) -> Tensor:
         """Mean over crops and pairs of coverage bands of the area share both cover in the generated layout,
         beyond the share both cover in the real one (layouts already multiplied by their channel weights)."""
-        pairs = [(a, b) for i, a in enumerate(self.frac_idx) for b in self.frac_idx[i + 1 :]]
         excess = [
             torch.relu((fake[:, a] * fake[:, b]).mean(dim=(1, 2)) - (real[:, a] * real[:, b]).mean(dim=(1, 2)))
-            for a, b in pairs
+            for a, b in self.coverage_pairs
         ]
         return torch.stack(excess).mean()
 
