@@ -86,14 +86,21 @@ class TileCrops(Dataset):
         samples_per_tile: int = 1,
         targets: np.ndarray | None = None,
         target_names: Sequence[str] = (),
+        neighbours: bool = False,
         seed: int = 0,
     ) -> None:
+        if neighbours and (not augment or aligned):
+            raise ConfigError(
+                "neighbour crops need random training crops",
+                "set data.random_crop: true and no data.targets (grid-aligned crops have no neighbours)",
+            )
         self.root = Path(root)
         self.tiles = tiles.reset_index(drop=True)
         self.bands = tuple(bands)
         self.crop_size = crop_size
         self.augment, self.hflip, self.vflip, self.rotate90 = augment, hflip, vflip, rotate90
         self.aligned = aligned
+        self.neighbours = neighbours
         self.samples_per_tile = samples_per_tile
         self.target_names = tuple(target_names)
         self.seed = seed
@@ -169,11 +176,10 @@ class TileCrops(Dataset):
         tile, r, c = (int(v) for v in self.cells[cell])
         return tile, r, c, cell, None
 
-    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
+    def _read(self, t: Any, r: int, c: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+        """The crop at ``(r, c)`` of tile ``t`` and its valid mask, flipped as ``rng`` draws."""
         from rasterio.windows import Window
 
-        tile, r, c, cell, rng = self._pick(index)
-        t = self._rows[tile]
         ds, idx, valid_idx = self._open(str(t.path))
         s = self.crop_size
         window = Window(int(t.col_off) + c, int(t.row_off) + r, s, s)
@@ -189,6 +195,13 @@ class TileCrops(Dataset):
             if self.rotate90:
                 k = int(rng.integers(0, 4))
                 image, mask = np.rot90(image, k, axes=(1, 2)), np.rot90(mask, k, axes=(1, 2))
+        return image, mask
+
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
+        tile, r, c, cell, rng = self._pick(index)
+        t = self._rows[tile]
+        s = self.crop_size
+        image, mask = self._read(t, r, c, rng)
         res_x = (float(t.maxx) - float(t.minx)) / float(t.width)
         res_y = (float(t.maxy) - float(t.miny)) / float(t.height)
         minx = float(t.minx) + c * res_x
@@ -206,6 +219,12 @@ class TileCrops(Dataset):
             "split": str(t.split),
             "window": torch.tensor([int(t.row_off) + r, int(t.col_off) + c, s, s]),
         }
+        if self.neighbours and rng is not None:  # a second random crop of the same tile (Tile2Vec's neighbour)
+            r2 = int(rng.integers(0, int(t.height) - s + 1))
+            c2 = int(rng.integers(0, int(t.width) - s + 1))
+            near, near_mask = self._read(t, r2, c2, rng)
+            sample["neighbour"] = torch.from_numpy(np.ascontiguousarray(near))
+            sample["neighbour_mask"] = torch.from_numpy(np.ascontiguousarray(near_mask > 0.5))
         if self.targets is not None:
             if cell < 0:
                 raise ConfigError("conditioning targets need grid-aligned crops (internal: aligned=False)")
@@ -245,6 +264,9 @@ class CityTileDataModule(L.LightningDataModule):
         min_valid_fraction: drop tiles with less data coverage.
         max_tiles: keep at most this many tiles per split (first by tile_id), for quick experiments.
         samples_per_tile: random crops drawn from every training tile per epoch.
+        neighbour_crops: training samples also hold a second random crop of the same tile
+            (``batch["neighbour"]``, ``batch["neighbour_mask"]``), for the autoencoder's
+            ``contrastive_weight``.
         predict_split: tiles ``predict`` embeds (``all`` = every split).
     """
 
@@ -261,6 +283,7 @@ class CityTileDataModule(L.LightningDataModule):
         rotate90: bool = False,
         random_crop: bool = True,
         samples_per_tile: int = 1,
+        neighbour_crops: bool = False,
         min_valid_fraction: float = 0.5,
         cities: list[str] | None = None,
         require_bands: list[str] | None = None,
@@ -336,7 +359,7 @@ class CityTileDataModule(L.LightningDataModule):
         ds = TileCrops(
             self.root, df, self.bands, hp.crop_size, augment=split == "train", hflip=hp.hflip, vflip=hp.vflip,
             rotate90=hp.rotate90, aligned=bool(hp.targets) or not hp.random_crop, samples_per_tile=hp.samples_per_tile,
-            target_names=hp.targets or (), seed=hp.seed,
+            target_names=hp.targets or (), neighbours=hp.neighbour_crops and split == "train", seed=hp.seed,
         )  # fmt: skip
         if hp.targets:
             from citygen.tasks.conditioning import cell_targets

@@ -119,7 +119,7 @@ def evaluate_autoencoder(
     chosen = _sample(len(dm.datasets["test"]), max_crops)  # crops measured with the (slower) metric suite
     seen = 0
     for batch in dm.test_dataloader():
-        out, x, w, raw = task._step(batch)
+        out, x, w, raw, _ = task._step(batch)
         losses.append((out["recon"].item(), x.shape[0]))
         pred = task.activate(raw)
         for i, name in enumerate(task.bands):

@@ -63,6 +63,34 @@ def test_training_crops_are_deterministic_per_epoch_and_flips_are_shared(built_s
     assert any(torch.equal(a["image"], v) for v in variants)
 
 
+def test_neighbour_crops_come_from_the_same_tile(built_samples: Path) -> None:
+    dm = CityTileDataModule(
+        root=str(built_samples), bands=["streets"], crop_size=64, batch_size=4, neighbour_crops=True, seed=1
+    )
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["neighbour"].shape == batch["image"].shape == (4, 1, 64, 64)
+    assert batch["neighbour_mask"].shape == batch["mask"].shape
+    ds = dm.datasets["train"]
+    sample = ds[(7, 0)]
+    without = TileCrops(ds.root, ds.tiles, ds.bands, 64, augment=True, seed=1)[(7, 0)]
+    assert torch.equal(sample["image"], without["image"])  # the neighbour draw does not move the crop itself
+    tile = ds.tiles[ds.tiles["tile_id"] == sample["tile_id"]].iloc[0]
+    with rasterio.open(built_samples / tile.path) as src:  # the neighbour is a flipped window of the same tile
+        whole = torch.from_numpy(src.read(list(src.descriptions).index("streets") + 1, window=Window(
+            int(tile.col_off), int(tile.row_off), int(tile.width), int(tile.height))))  # fmt: skip
+    near = sample["neighbour"][0]
+    windows = whole.unfold(0, 64, 1).unfold(1, 64, 1)  # [rows, cols, 64, 64]
+    found = any(
+        bool((windows == v).flatten(2).all(-1).any())
+        for v in (near, near.flip(-1), near.flip(-2), near.flip(-1).flip(-2))
+    )
+    assert found
+    assert "neighbour" not in dm._dataset("val")[0]
+    with pytest.raises(ConfigError, match="random training crops"):
+        TileCrops(ds.root, ds.tiles, ds.bands, 64, augment=True, aligned=True, neighbours=True)
+
+
 def test_sampler_shuffles_by_epoch() -> None:
     s = EpochSampler(10, seed=1)
     first = list(s)

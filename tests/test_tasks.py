@@ -51,7 +51,7 @@ def quiet_trainer(**kw: Any) -> L.Trainer:
 def test_autoencoder_step_masks_absent_bands() -> None:
     task = AutoencoderTask(bands=["streets", "buildings", "floor_area"], input_size=32, widths=[8, 16], latent_dim=8)
     batch = collate_tiles(fake_samples(2, ["buildings", "floor_area", "streets", "green"], 32))
-    losses, x, _, raw = task._step(batch)
+    losses, x, _, raw, _ = task._step(batch)
     assert x.shape == (2, 3, 32, 32) and raw.shape == x.shape
     assert set(losses) >= {"bce", "dice", "l1", "loss"}
     batch["present"][:, 0] = False  # buildings absent in the source -> no loss on that channel
@@ -74,6 +74,37 @@ def test_vae_and_predict_return_latents() -> None:
     out = task.predict_step(batch, 0)
     assert out["embedding"].shape == (2, 6)
     assert out["city"] == ["x", "x"] and out["bounds"].shape == (2, 4) and out["split"] == ["train", "train"]
+
+
+def test_contrastive_term_learns_to_pair_neighbours(built_samples: Path) -> None:
+    """InfoNCE between two crops of each tile starts near chance (log of the batch size), reaches the
+    encoder's first layer through the texture statistics, and falls as the model learns to pair the crops."""
+    L.seed_everything(0)
+    dm = CityTileDataModule(root=str(built_samples), bands=["streets", "buildings"], crop_size=32, batch_size=8,
+                            cities=["helsinki_center", "houston_montrose", "monaco", "kotka_karhula"],
+                            neighbour_crops=True, seed=0)  # fmt: skip
+    task = AutoencoderTask(bands=["streets", "buildings"], input_size=32, widths=[16, 32], bottleneck="spatial",
+                           latent_dim=128, lr=3e-3, contrastive_weight=1.0)  # fmt: skip
+    quiet_trainer(max_steps=2, limit_val_batches=0).fit(task, datamodule=dm)  # the training path runs
+    batch = next(iter(dm.train_dataloader()))
+    task.eval()  # fixed BatchNorm statistics: the loss depends on the weights only
+
+    def loss() -> torch.Tensor:
+        return task.contrastive_loss(batch, task.net.encode(batch["image"]))
+
+    first_loss = loss()
+    first = first_loss.item()
+    assert first == pytest.approx(torch.log(torch.tensor(8.0)).item(), rel=0.25)
+    first_loss.backward()
+    assert task.net.encoder.features[0].weight.grad.abs().sum() > 0
+    optimizer = torch.optim.Adam(task.parameters(), lr=1e-3)
+    for _ in range(100):
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+    assert loss().item() < 0.4 * first
+    with pytest.raises(ConfigError, match="neighbour_crops"):
+        task.contrastive_loss({k: v for k, v in batch.items() if k != "neighbour"}, task.net.encode(batch["image"]))
 
 
 def test_pix2pix_trains_and_candidates_differ() -> None:
@@ -122,7 +153,7 @@ def _iou_and_loss(task: AutoencoderTask, data: Any) -> tuple[float, float]:
     iou, losses = BinaryJaccardIndex(ignore_index=-1), []
     with torch.no_grad():
         for batch in DataLoader(data, batch_size=32, collate_fn=collate_tiles):
-            out, x, w, raw = task._step(batch)
+            out, x, w, raw, _ = task._step(batch)
             losses.append(out["loss"].item())
             iou.update(torch.sigmoid(raw[:, 0]), torch.where(w[:, 0] > 0, (x[:, 0] >= 0.5).long(), -1))
     task.train()

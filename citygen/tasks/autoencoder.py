@@ -6,14 +6,17 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MetricCollection
 from torchmetrics.classification import BinaryF1Score, BinaryJaccardIndex
 
+from citygen.errors import ConfigError
 from citygen.losses import masked_bce, masked_l1, masked_mse, soft_dice
 from citygen.models import ConvAutoencoder, init_weights, kl_divergence
 from citygen.models.init import InitType
 from citygen.models.norm import NormType
+from citygen.models.texture import latent_statistics, offsets_within, statistics_size
 from citygen.tasks.base import (
     BaseTask,
     channel_weights,
@@ -39,6 +42,13 @@ class AutoencoderTask(BaseTask):
         continuous_loss: for the other bands (floor area, amenity counts).
         pos_weight: BCE weight of positive pixels (thin streets are rare).
         threshold: probability above which a pixel counts as street / building for IoU and F1.
+        contrastive_weight: weight of a neighbour-contrastive term (InfoNCE, as Tile2Vec and SimCLR): the
+            texture statistics of a crop's latent map (those `citygen embed` pools, see
+            :mod:`citygen.models.texture`), through a small projection head, must pick out a second crop of
+            the same tile among the other crops of the batch. It asks the latent codes to carry what makes
+            a neighbourhood recognisable, not only what rebuilds single pixels. Needs
+            ``data.neighbour_crops: true``; 0 turns it off.
+        contrastive_temperature: softmax temperature of the InfoNCE term.
         lr_schedule: constant, or cosine decay to 1 % of ``lr`` over ``trainer.max_epochs``.
     """
 
@@ -61,6 +71,8 @@ class AutoencoderTask(BaseTask):
         lr_schedule: Literal["constant", "cosine"] = "constant",
         init_type: InitType = "kaiming",
         init_gain: float = 0.02,
+        contrastive_weight: float = 0.0,
+        contrastive_temperature: float = 0.1,
     ) -> None:
         super().__init__()
         bands = check_bands(bands, "model bands")
@@ -76,6 +88,12 @@ class AutoencoderTask(BaseTask):
             len(bands), len(bands), input_size, widths, latent_dim, variational, norm, bottleneck
         )
         init_weights(self.net, init_type, init_gain)
+        self.projection: nn.Module | None = None
+        if contrastive_weight > 0:
+            shape = self.net.encoder.latent_shape
+            self.contrast_offsets = offsets_within(shape[-1]) if len(shape) == 3 else ()
+            size = statistics_size(shape[0], self.contrast_offsets) if len(shape) == 3 else latent_dim
+            self.projection = nn.Sequential(nn.Linear(size, 256), nn.ReLU(inplace=True), nn.Linear(256, 64))
         metrics: dict[str, Any] = {}
         for i in self.binary_idx:
             metrics[f"iou_{bands[i]}"] = BinaryJaccardIndex(threshold=threshold, ignore_index=-1)
@@ -102,7 +120,8 @@ class AutoencoderTask(BaseTask):
     def encode(self, x: Tensor) -> Tensor:
         return self.net.encode(x)
 
-    def _step(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+    def _step(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor, Tensor]:
+        """Losses, input, loss weights, raw output and latent (mean) of a batch."""
         x = select_channels(batch, self.bands)
         w = channel_weights(batch, self.bands)
         raw, mu, logvar = self.net(x)
@@ -127,10 +146,38 @@ class AutoencoderTask(BaseTask):
             losses["kl"] = kl_divergence(mu, logvar)
             total = total + hp.kl_weight * losses["kl"]
         losses["loss"] = total
-        return losses, x, w, raw
+        return losses, x, w, raw, mu
+
+    def _texture(self, mu: Tensor, mask: Tensor) -> Tensor:
+        """A crop's latent -> the statistics `citygen embed` pools (spatial bottleneck) or the latent itself."""
+        shape = self.net.encoder.latent_shape
+        if len(shape) != 3:
+            return mu
+        factor = mask.shape[-1] // shape[-1]
+        valid = F.avg_pool2d(mask[:, :1].float(), factor) >= 1.0 - 1e-6
+        return latent_statistics(mu.view(mu.shape[0], *shape), valid, offsets=self.contrast_offsets)
+
+    def contrastive_loss(self, batch: dict[str, Any], mu: Tensor) -> Tensor:
+        """Symmetric InfoNCE between each crop and the second crop of its tile (the other crops are negatives)."""
+        if "neighbour" not in batch:
+            raise ConfigError(
+                "contrastive_weight > 0 needs a second crop of each tile in the batch",
+                "set data.neighbour_crops: true (with random_crop: true and no targets)",
+            )
+        assert self.projection is not None
+        near = select_channels({"image": batch["neighbour"], "bands": batch["bands"]}, self.bands)
+        mu_near = self.net.encoder(near)[0]
+        a = F.normalize(self.projection(self._texture(mu, batch["mask"])), dim=1)
+        b = F.normalize(self.projection(self._texture(mu_near, batch["neighbour_mask"])), dim=1)
+        logits = a @ b.T / self.hparams.contrastive_temperature
+        labels = torch.arange(len(a), device=a.device)
+        return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        losses, *_ = self._step(batch)
+        losses, _, _, _, mu = self._step(batch)
+        if self.projection is not None:
+            losses["contrastive"] = self.contrastive_loss(batch, mu)
+            losses["loss"] = losses["loss"] + self.hparams.contrastive_weight * losses["contrastive"]
         check_finite(losses["loss"], "autoencoder loss", self.global_step)
         bs = batch["image"].shape[0]
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=bs)
@@ -138,7 +185,7 @@ class AutoencoderTask(BaseTask):
         return losses["loss"]
 
     def _eval_step(self, batch: dict[str, Any], metrics: MetricCollection, stage: str) -> Tensor:
-        losses, x, w, raw = self._step(batch)
+        losses, x, w, raw, _ = self._step(batch)
         pred = self.activate(raw)
         self._update_metrics(metrics, pred, x, w)
         self.log_dict(

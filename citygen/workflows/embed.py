@@ -32,6 +32,7 @@ from citygen import OSM_ATTRIBUTION
 from citygen.data.dataset import CityTileDataset
 from citygen.data.geotiff import atomic_path
 from citygen.errors import ConfigError
+from citygen.models.texture import STAT_OFFSETS, latent_statistics
 from citygen.workflows.checkpoints import load_task
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,7 @@ METRICS = (
 
 
 Pooling = Literal["auto", "stats", "mean"]
-# (rows, columns) offsets, in latent cells, of the code products in ``stats`` pooling
-STAT_OFFSETS: tuple[tuple[int, int], ...] = (
-    (0, 0),
-    *((r * dy, r * dx) for r in (1, 2, 4, 8) for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1))),
-)
+__all__ = ["STAT_OFFSETS", "embed", "embed_tiles", "latent_statistics"]
 
 
 def resolve_pooling(task, pooling: Pooling) -> Literal["stats", "mean"]:
@@ -62,38 +59,6 @@ def resolve_pooling(task, pooling: Pooling) -> Literal["stats", "mean"]:
             "use --pooling mean, or train with model.init_args.bottleneck: spatial",
         )
     return pooling
-
-
-def latent_statistics(latent_map: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """``[B, C, h, w]`` latent maps -> ``[B, 2C + len(STAT_OFFSETS) C^2]`` translation-invariant statistics.
-
-    ``valid`` ``[B, 1, h, w]`` (0/1) marks the latent cells inside the mapped area: statistics are taken over
-    those cells (and pairs of them) only, so a tile at the edge of an extract describes its mapped part rather
-    than looking emptier than its city. A tile without a valid cell falls back to all cells.
-    """
-    batch, _, h, w = latent_map.shape
-    weight = torch.ones_like(latent_map[:, :1]) if valid is None else valid.to(latent_map)
-    weight = torch.where(weight.sum(dim=(1, 2, 3), keepdim=True) > 0, weight, torch.ones_like(weight))
-    count = weight.sum(dim=(2, 3))
-    mean = (latent_map * weight).sum(dim=(2, 3)) / count
-    spread = ((latent_map - mean[:, :, None, None]) ** 2 * weight).sum(dim=(2, 3)) / count
-    parts = [mean, spread.sqrt()]
-    for dy, dx in STAT_OFFSETS:
-        first = (slice(None), slice(None), slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
-        second = (slice(None), slice(None), slice(max(0, dy), h - max(0, -dy)), slice(max(0, dx), w - max(0, -dx)))
-        a, b = latent_map[first], latent_map[second]
-        if a.shape[2] == 0 or a.shape[3] == 0:
-            raise ConfigError(
-                f"tiles of {h}x{w} latent cells are too small for code offsets of {max(abs(dy), abs(dx))} cells",
-                "embed larger tiles or use --pooling mean",
-            )
-        pairs = weight[first] * weight[second]  # both cells of a pair in the mapped area
-        products = torch.einsum("bcyx,bdyx->bcd", a * pairs, b).reshape(batch, -1)
-        products = products / pairs.sum(dim=(1, 2, 3)).clamp_min(1.0)[:, None]
-        # signed square root ("power normalisation" of bilinear features, Lin et al. 2015): products back to
-        # the scale of the codes, so a few tiles with strong codes do not dominate distances and PCA maps
-        parts.append(products.sign() * products.abs().sqrt())
-    return torch.cat(parts, dim=1)
 
 
 @torch.no_grad()
