@@ -146,7 +146,7 @@ def test_city_probe_compares_like_with_like() -> None:
 def test_latent_statistics_are_products_at_offsets() -> None:
     import torch
 
-    from citygen.workflows.embed import STAT_OFFSETS, latent_statistics
+    from citygen.models.texture import STAT_OFFSETS, latent_statistics
 
     torch.manual_seed(0)
     m = torch.randn(2, 3, 20, 20)
@@ -190,7 +190,7 @@ def test_latent_statistics_ignore_cells_outside_the_mapped_area() -> None:
     change nothing, and without a mask they would."""
     import torch
 
-    from citygen.workflows.embed import latent_statistics
+    from citygen.models.texture import latent_statistics
 
     torch.manual_seed(0)
     mapped = torch.randn(1, 3, 20, 12)

@@ -32,7 +32,7 @@ from citygen import OSM_ATTRIBUTION
 from citygen.data.dataset import CityTileDataset
 from citygen.data.geotiff import atomic_path
 from citygen.errors import ConfigError
-from citygen.models.texture import STAT_OFFSETS, latent_statistics
+from citygen.models.texture import latent_statistics
 from citygen.workflows.checkpoints import load_task
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ METRICS = (
 
 
 Pooling = Literal["auto", "stats", "mean"]
-__all__ = ["STAT_OFFSETS", "embed", "embed_tiles", "latent_statistics"]
 
 
 def resolve_pooling(task, pooling: Pooling) -> Literal["stats", "mean"]:
