@@ -49,7 +49,7 @@ def latent_statistics(
     count = weight.sum(dim=(2, 3))
     mean = (latent_map * weight).sum(dim=(2, 3)) / count
     spread = ((latent_map - mean[:, :, None, None]) ** 2 * weight).sum(dim=(2, 3)) / count
-    parts = [mean, (spread + 1e-12).sqrt()]  # epsilon: finite gradients for a constant map
+    parts = [mean, spread.clamp_min(1e-12).sqrt()]  # clamped: finite gradients where a map is constant
     for dy, dx in offsets:
         first = (slice(None), slice(None), slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
         second = (slice(None), slice(None), slice(max(0, dy), h - max(0, -dy)), slice(max(0, dx), w - max(0, -dx)))
@@ -64,5 +64,5 @@ def latent_statistics(
         products = products / pairs.sum(dim=(1, 2, 3)).clamp_min(1.0)[:, None]
         # signed square root ("power normalisation" of bilinear features, Lin et al. 2015): products back to
         # the scale of the codes, so a few tiles with strong codes do not dominate distances and PCA maps
-        parts.append(products.sign() * (products.abs() + 1e-12).sqrt())
+        parts.append(products.sign() * products.abs().clamp_min(1e-12).sqrt())
     return torch.cat(parts, dim=1)
