@@ -64,7 +64,11 @@ def default_checkpoints(task_name: str) -> list[ModelCheckpoint]:
     monitor, mode = MONITOR.get(task_name, ("val/loss", "min"))
     best = ModelCheckpoint(monitor=monitor, mode=mode, save_top_k=1, filename="best-{epoch:03d}-{step}",
                            auto_insert_metric_name=False)  # fmt: skip
-    last = ModelCheckpoint(monitor=None, save_top_k=1, filename="last", enable_version_counter=False)
+    # at the end of every training epoch (after its validation, if any), also when validation runs only every
+    # few epochs or a `max_time` cuts the run short
+    last = ModelCheckpoint(
+        monitor=None, save_top_k=1, filename="last", enable_version_counter=False, save_on_train_epoch_end=True
+    )
     return [best, last]
 
 

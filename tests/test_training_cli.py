@@ -92,6 +92,10 @@ def test_resume_continues_exactly_and_wrong_channels_fail(built_samples: Path, r
     main(["fit", *common, "--run_name", "flat", "--trainer.max_epochs", "2", "--model.init_args.lr", "0",
           "--model.init_args.norm", "none"])  # fmt: skip
     assert torch.load(_last_ckpt(runs, "flat"), weights_only=True)["epoch"] == 1
+    # ... and when validation runs only every few epochs (a run stopped before its first validation keeps it)
+    main(["fit", *common, "--run_name", "sparse_val", "--trainer.max_epochs", "1",
+          "--trainer.check_val_every_n_epoch", "2"])  # fmt: skip
+    assert torch.load(_last_ckpt(runs, "sparse_val"), weights_only=True)["epoch"] == 0
 
     with pytest.raises(CheckpointError, match="bands"):
         main(["validate", *common, "--model.init_args.bands", "[streets]", "--ckpt_path", str(first)])
