@@ -252,8 +252,8 @@ def demo_report(
         for k, v in conditioning.items()
     ]
     overlaps = [
-        f"{k.removeprefix('overlap_').replace('_', '-')} {_fmt(v)} (real {_fmt(p2p_eval.get('real_' + k))})"
-        for k, v in p2p_eval.items()
+        f"{k.removeprefix('overlap_').replace('_', '-')} {_fmt(v)} (real {_fmt(report['band_overlap'].get('real_' + k))})"
+        for k, v in report["band_overlap"].items()
         if k.startswith("overlap_")
     ]
     if overlaps:  # a share can be met by painting one band under another

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from citygen.errors import ConfigError
 
@@ -29,6 +30,12 @@ def offsets_within(side: int, offsets: Sequence[tuple[int, int]] = STAT_OFFSETS)
 
 def statistics_size(channels: int, offsets: Sequence[tuple[int, int]] = STAT_OFFSETS) -> int:
     return 2 * channels + len(offsets) * channels * channels
+
+
+def mapped_cells(valid_pixels: torch.Tensor, factor: int) -> torch.Tensor:
+    """``[B, 1, H, W]`` valid-pixel mask -> ``[B, 1, H / factor, W / factor]`` latent cells that lie wholly
+    inside the mapped area (the ``valid`` argument of :func:`latent_statistics`)."""
+    return F.avg_pool2d(valid_pixels.float(), factor) >= 1.0 - 1e-6
 
 
 def latent_statistics(

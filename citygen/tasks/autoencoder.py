@@ -16,7 +16,7 @@ from citygen.losses import masked_bce, masked_l1, masked_mse, soft_dice
 from citygen.models import ConvAutoencoder, init_weights, kl_divergence
 from citygen.models.init import InitType
 from citygen.models.norm import NormType
-from citygen.models.texture import latent_statistics, offsets_within, statistics_size
+from citygen.models.texture import latent_statistics, mapped_cells, offsets_within, statistics_size
 from citygen.tasks.base import (
     BaseTask,
     channel_weights,
@@ -153,8 +153,7 @@ class AutoencoderTask(BaseTask):
         shape = self.net.encoder.latent_shape
         if len(shape) != 3:
             return mu
-        factor = mask.shape[-1] // shape[-1]
-        valid = F.avg_pool2d(mask[:, :1].float(), factor) >= 1.0 - 1e-6
+        valid = mapped_cells(mask[:, :1], mask.shape[-1] // shape[-1])
         return latent_statistics(mu.view(mu.shape[0], *shape), valid, offsets=self.contrast_offsets)
 
     def contrastive_loss(self, batch: dict[str, Any], mu: Tensor) -> Tensor:

@@ -26,13 +26,12 @@ import geopandas as gpd
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-import torch.nn.functional as F
 
 from citygen import OSM_ATTRIBUTION
 from citygen.data.dataset import CityTileDataset
 from citygen.data.geotiff import atomic_path
 from citygen.errors import ConfigError
-from citygen.models.texture import latent_statistics
+from citygen.models.texture import latent_statistics, mapped_cells
 from citygen.workflows.checkpoints import load_task
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32, pooling
             latent_map = task.net.encode_map(images[:, :channels])
             valid = None
             if with_valid:  # the valid band, pooled to the latent cells that lie wholly inside the mapped area
-                valid = F.avg_pool2d(images[:, channels:], factor) >= 1.0 - 1e-6
+                valid = mapped_cells(images[:, channels:], factor)
             latents.append(latent_statistics(latent_map, valid).cpu().numpy())
             continue
         crops = [
