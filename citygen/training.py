@@ -178,12 +178,18 @@ def main(args: list[str] | None = None) -> int:
 
 
 def _finish_wandb() -> None:
-    """Close the W&B run so in-process callers (tests, notebooks) start a fresh run next time."""
+    """Close the W&B run so in-process callers (tests, notebooks) start a fresh run next time.
+
+    ``wandb.finish`` returns before the W&B service has closed the run's ``.wandb`` file; the teardown
+    waits for the service to exit, so the run is complete on disk (ready for ``wandb sync``) when
+    ``main`` returns, as it is after a command-line run.
+    """
     import sys
 
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish()
+        wandb.teardown()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -112,6 +113,16 @@ def test_resume_continues_exactly_and_wrong_channels_fail(built_samples: Path, r
     assert {"city", "tile_id", "minx", "miny", "maxx", "maxy", "crs"} <= set(emb.columns)
 
 
+def _wait_for(needle: bytes, path: Path, patience_s: float = 60.0) -> bool:
+    """Whether ``needle`` appears in ``path``; the W&B service writes its run file asynchronously."""
+    deadline = time.monotonic() + patience_s
+    while needle not in path.read_bytes():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
 def test_wandb_offline_run_holds_metrics_images_and_config(
     built_samples: Path, runs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,7 +134,7 @@ def test_wandb_offline_run_holds_metrics_images_and_config(
     files = wandb_runs[0] / "files"
     assert list(files.glob("media/images/**/*.png")), "sample images go to W&B"
     assert "run_name: wb" in (files / "citygen_config.yaml").read_text()
-    assert b"cli_config" in next(wandb_runs[0].glob("*.wandb")).read_bytes(), "resolved config in the W&B run config"
+    assert _wait_for(b"cli_config", next(wandb_runs[0].glob("*.wandb"))), "resolved config in the W&B run config"
     run_dir = _last_ckpt(runs, "wb").parents[1]
     assert run_dir.name == wandb_runs[0].name.rsplit("-", 1)[-1]  # checkpoints live under the W&B run id
     assert (run_dir / "config.yaml").exists() and (run_dir / "metrics.csv").exists()
