@@ -168,10 +168,12 @@ def conditioning_summary(p2p_eval: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per target: MAPE / Spearman / MAE over all candidates and (``best``) of the top-ranked candidate."""
     out: dict[str, dict[str, Any]] = {}
     for key in p2p_eval:
-        if not key.startswith("mape_") or "_best_of_" in key:
+        if not key.startswith("mape_") or "_best_of_" in key or key.endswith("_no_search"):
             continue
         name = key.removeprefix("mape_")
         out[name] = {stat: p2p_eval.get(f"{stat}_{name}") for stat in ("mape", "spearman", "mae")}
+        if f"mape_{name}_no_search" in p2p_eval:  # the generator alone, without the street search
+            out[name]["no_search"] = {stat: p2p_eval.get(f"{stat}_{name}_no_search") for stat in ("mape", "spearman")}
         best = [k for k in p2p_eval if k.startswith(f"mape_{name}_best_of_")]
         if best:
             suffix = best[0].removeprefix(f"mape_{name}")
@@ -258,6 +260,14 @@ def demo_report(
     ]
     if overlaps:  # a share can be met by painting one band under another
         lines += ["", "Share of the area two bands cover at once: " + ", ".join(overlaps) + "."]
+    alone = [
+        f"{k} MAPE {_fmt(v['no_search']['mape'])} (Spearman {_fmt(v['no_search']['spearman'])})"
+        for k, v in conditioning.items()
+        if "no_search" in v
+    ]
+    if alone:
+        lines += ["", "The street threshold of each candidate is searched to meet street-graph targets "
+                  "(`street_search`); the generator's own streets, before the search: " + ", ".join(alone) + "."]  # fmt: skip
     lines += ["", "## Generated layouts", ""]
     for name, r in generated.items():
         wanted = ", ".join(f"{k}={v:g}" for k, v in r["targets"].items())

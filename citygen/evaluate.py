@@ -8,7 +8,9 @@ pix2pix: the targets of test crops are the sweep of requested values; for each, 
 generated and measured (MAPE and Spearman of requested vs achieved per target), their diversity (mean
 pairwise L1 and street 1-IoU between candidates of the same target, next to the same figure for random pairs
 of real crops), and the distance between distributions of urban metrics of generated vs real test crops
-(Wasserstein-1 divided by the real metric's standard deviation).
+(Wasserstein-1 divided by the real metric's standard deviation). For a model with ``street_search``, the
+conditioning figures of street-graph targets are also given for the generator alone (keys ending in
+``_no_search``), so what the network learned shows beside what the search adds.
 """
 
 from __future__ import annotations
@@ -164,8 +166,9 @@ def evaluate_pix2pix(
         cond_in = select_channels(batch, task.input_bands) if task.input_bands else None
         tnames = list(batch.get("target_names", ()))
         targets = batch["targets"][:, [tnames.index(c) for c in names]] if names else None
+        resolutions = [_resolution(batch, i) for i in range(batch["image"].shape[0])]
         out = task.generate(targets, cond_in, size=batch["image"].shape[-1], num_candidates=candidates,
-                            seed=seed + len(requested), mask=batch["mask"])  # fmt: skip
+                            seed=seed + len(requested), mask=batch["mask"], resolution_m=resolutions)  # fmt: skip
         real = select_channels(batch, task.output_bands)
         w = channel_weights(batch, task.output_bands)
         for i in range(out.shape[0]):
@@ -179,7 +182,7 @@ def evaluate_pix2pix(
                 return values if extra is None else np.concatenate([values, extra])
 
             requested.append(targets[i].numpy() if targets is not None else np.zeros(0))
-            res = _resolution(batch, i)
+            res = resolutions[i]
             for k in range(candidates):
                 items.append((_band_dict(with_inputs((out[i, k] * w[i]).numpy()), all_names, mask), res))
             real_items.append((_band_dict(with_inputs(real[i].numpy()), all_names, mask), res))
@@ -190,7 +193,8 @@ def evaluate_pix2pix(
     achieved = _measure(items, workers)
     real_m = _measure(real_items, workers)
     n = len(requested)
-    result: dict[str, float] = {"crops": float(n), "candidates": float(candidates)}
+    result: dict[str, float] = {"crops": float(n), "candidates": float(candidates),
+                                "street_search": float(bool(task.hparams.get("street_search", False)))}  # fmt: skip
     req = np.array(requested)
     # achieved[i, k, j]: target j measured on candidate k of crop i
     ach_all = np.array(
@@ -275,15 +279,25 @@ def main(argv: list[str] | None = None) -> int:
         help="side of the test crops in pixels (default: "
         "the training crop size; pix2pix: targets are measured and requested on crops of this size)",
     )
+    parser.add_argument("--no-street-search", action="store_true", help="pix2pix: measure the generator's own "
+                        "streets only, without the model's street_search")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=0, help="processes measuring urban metrics")
     args = parser.parse_args(argv)
     task, meta, state = load_checkpoint(args.ckpt)
+    if args.no_street_search:
+        task.hparams.street_search = False
     dm = test_data(state, args.data, args.batch_size, args.crop_size)
     if isinstance(task, AutoencoderTask):
         result = evaluate_autoencoder(task, dm, args.max_crops or 256, args.workers)
     else:
         result = evaluate_pix2pix(task, dm, args.max_crops or 64, args.candidates, args.workers)
+        if task.hparams.get("street_search", False):  # what the generator draws alone, beside it
+            task.hparams.street_search = False
+            alone = evaluate_pix2pix(task, dm, args.max_crops or 64, args.candidates, args.workers)
+            task.hparams.street_search = True
+            street = tuple(f"{stat}_{name}" for stat in ("mape", "mae", "spearman") for name in task.street_targets)
+            result.update({f"{k}_no_search": v for k, v in alone.items() if k.startswith(street)})
     result = {"crop_size": float(dm.hparams.crop_size), **result}
     result = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}
     print(f"{meta['task']} {args.ckpt} on the test split of {dm.root}")

@@ -58,6 +58,13 @@ def test_evaluate_pix2pix(built_samples: Path, runs: Path, tmp_path: Path) -> No
     assert "real_pair_l1" in res and any(k.startswith("w1_") for k in res)
     assert 0 <= res["overlap_buildings_green"] <= 1 and 0 <= res["real_overlap_buildings_green"] <= 1
     assert res["crop_size"] == 128
+    # the demo config searches street thresholds; the generator alone is reported beside it
+    assert res["street_search"] == 1 and "mape_intersection_density_km2_no_search" in res
+    assert "mape_building_coverage_no_search" not in res, "band shares do not depend on the search"
+    assert evaluate(["--ckpt", str(_last(runs)), "--json", str(out), "--max-crops", "2", "--candidates", "2",
+                     "--no-street-search"]) == 0  # fmt: skip
+    alone = json.loads(out.read_text())
+    assert alone["street_search"] == 0 and not any(k.endswith("_no_search") for k in alone)
     # naming the dataset it was trained on keeps the checkpoint's cities (the demo passes --data)
     _, _, state = load_checkpoint(_last(runs))
     assert set(evaluation_split(state, built_samples, 4).datasets["test"].tiles["city"]) == {"helsinki_center"}

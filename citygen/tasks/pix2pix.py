@@ -31,6 +31,7 @@ from citygen.tasks.base import (
     tile_identity,
 )
 from citygen.tasks.conditioning import target_scale
+from citygen.tasks.street_search import searched_street_logits, street_graph_targets
 
 
 class Pix2PixTask(BaseTask):
@@ -73,6 +74,11 @@ class Pix2PixTask(BaseTask):
             generated band over the crop equal the requested share. The generator decides *where*
             buildings and green go; the constraint layer guarantees *how much*, in training and at
             generation time alike.
+        street_search: at generation (not in training), shift each candidate's street logits by the offset,
+            found by bisection with the metric suite in the loop, that brings its street-graph targets
+            (intersection density, street density) closest to the request; see
+            :mod:`citygen.tasks.street_search`. The share constraint's counterpart for targets that are not
+            a band share.
         output_prior: initial value of the fraction bands (bias of the last layer, as the prior init of
             RetinaNet): layouts are mostly empty, and a generator that starts at 0.5 everywhere spends its
             first epochs unlearning that. None keeps the usual zero bias.
@@ -107,6 +113,7 @@ class Pix2PixTask(BaseTask):
         regressor_on_fakes: bool = True,
         output_prior: float | None = 0.1,
         share_constraint: bool = False,
+        street_search: bool = False,
         lr: float = 2e-4,
         beta1: float = 0.5,
         beta2: float = 0.999,
@@ -159,6 +166,14 @@ class Pix2PixTask(BaseTask):
             if SHARE_BANDS.get(c) in output_bands
         ]  # fmt: skip
         shared = {k for k, _ in self.share_pairs}
+        self.street_targets = street_graph_targets(conditions)
+        if street_search and ("streets" not in output_bands or not self.street_targets
+                              or any(b == output_bands.index("streets") for _, b in self.share_pairs)):  # fmt: skip
+            raise ConfigError(
+                "street_search needs streets among output_bands, a street-graph condition "
+                f"(intersection_density_km2 or street_density_km_km2; got {conditions}) and no street_share target",
+                "set street_search: false, or add such a condition",
+            )
         self.regressed = [k for k in range(len(conditions)) if k not in shared]
         self.regressor = (
             MetricRegressor(len(output_bands), len(self.regressed), regressor_width)
@@ -281,16 +296,26 @@ class Pix2PixTask(BaseTask):
     def generate(
         self, targets: Tensor | None, inputs: Tensor | None = None, *, size: int | None = None,
         num_candidates: int = 1, seed: int | None = None, mask: Tensor | None = None,
+        resolution_m: float | Sequence[float] | None = None,
     ) -> Tensor:  # fmt: skip
         """``[B, num_candidates, C, H, W]`` layouts for raw (unscaled) targets ``[B, K]``; ``mask`` ``[B, 1, H, W]``
-        is the area band shares are measured over (default: the whole crop)."""
+        is the area targets are measured over (default: the whole crop). ``resolution_m`` (metres per pixel,
+        one value or one per sample) is needed by ``street_search``, which measures street-graph targets."""
         size = size or self.meta["input_size"]
         cond = self.condition(targets, inputs, size)
         gen = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
+        search = bool(self.hparams.get("street_search", False)) and targets is not None
+        if search and resolution_m is None:
+            raise ConfigError("street_search measures the layouts and needs their pixel size",
+                              "pass resolution_m (metres per pixel) to generate()")  # fmt: skip
         outs = []
         for _ in range(num_candidates):
             z, maps = self._seeded_noise(cond, gen)
-            outs.append(self(cond, z, mask, maps))
+            raw = self.generate_raw(cond, z, maps)
+            if search:
+                assert targets is not None and resolution_m is not None
+                raw = searched_street_logits(self, raw, cond, targets, mask, resolution_m)
+            outs.append(self.constrain(raw, cond, mask))
         return torch.stack(outs, dim=1)
 
     # -- target consistency ---------------------------------------------------------------------

@@ -167,7 +167,7 @@ def generate(
     if crs is None:
         crs, transform = placement(at, size, resolution)
     t = torch.tensor([[targets[c] for c in conditions]], dtype=torch.float32) if conditions else None
-    layouts = task.generate(t, inputs, size=size, num_candidates=n, seed=seed)[0].numpy()  # [n, C, H, W]
+    layouts = task.generate(t, inputs, size=size, num_candidates=n, seed=seed, resolution_m=resolution)[0].numpy()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     candidates: list[Candidate] = []

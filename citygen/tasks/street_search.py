@@ -1,0 +1,114 @@
+"""Generation-time search for the street threshold that meets street-graph targets.
+
+The share constraint meets band-share targets (building coverage, green share) exactly, because a share is a
+monotone function of one logit offset. Street-graph targets (intersection density, street density) come from
+the skeleton graph the metric suite recovers from the street band, which no differentiable layer gives. They
+are still close to monotone in an offset added to the street logits: raising the logits joins street pieces
+into more and longer streets, lowering them breaks streets apart. So each candidate's street logits are
+shifted by the offset, found by bisection with the metric suite in the loop, whose layout measures closest to
+the request. The generator still decides where streets go; the search decides how much of its street
+probability map becomes street.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from citygen.tasks.conditioning import TARGET_LAYERS, measure_targets, target_scale
+
+if TYPE_CHECKING:
+    from citygen.tasks.pix2pix import Pix2PixTask
+
+SEARCH_SPAN = 6.0  # offsets lie in [-6, 6]: a logit shifted by 6 turns a probability of 0.5 into 0.0025 or 0.9975
+SEARCH_STEPS = 10  # bisection steps after offset 0: the offset is found to 12 / 2**10 ~ 0.01
+ZERO_TARGET_FLOOR = 0.05  # errors are relative to max(|target|, 5 % of the target's scale), so 0 is a valid target
+
+
+def street_graph_targets(conditions: Sequence[str]) -> list[str]:
+    """The conditions measured on the street graph (not a band share), which the search can meet."""
+    return [c for c in conditions if TARGET_LAYERS.get(c) == "streets"]
+
+
+def relative_errors(measured: Mapping[str, float], wanted: Mapping[str, float]) -> tuple[float, float]:
+    """(mean absolute, mean signed) error over the ``wanted`` targets, each relative to the target (or to
+    5 % of its scale near 0). An unmeasurable value counts as 100 % too high: the metric suite leaves a street
+    graph unmeasured when streets cover nearly the whole crop."""
+    absolute, signed = [], []
+    for name, target in wanted.items():
+        value = measured.get(name, math.nan)
+        scale = max(abs(target), ZERO_TARGET_FLOOR * target_scale(name))
+        error = (value - target) / scale if math.isfinite(value) else 1.0
+        absolute.append(abs(error))
+        signed.append(error)
+    return float(np.mean(absolute)), float(np.mean(signed))
+
+
+def search_street_offset(
+    layout_at: Callable[[float], Mapping[str, np.ndarray]],
+    wanted: Mapping[str, float],
+    *,
+    resolution_m: float,
+    steps: int = SEARCH_STEPS,
+    span: float = SEARCH_SPAN,
+) -> tuple[float, float]:
+    """``(offset, error)``: the street-logit offset whose layout comes closest to ``wanted`` among those
+    bisection visits (0 first), and its mean relative error.
+
+    ``layout_at(offset)`` returns the named bands (with ``valid``) of the layout at that offset. The search
+    stops early at an exact match; among equally close offsets the one nearest 0 wins, so a candidate that
+    already meets its targets is left as the generator drew it.
+    """
+    if not wanted:
+        return 0.0, 0.0
+    low, high = -span, span
+    best_error, best_offset = math.inf, 0.0
+    for _ in range(steps + 1):
+        offset = (low + high) / 2
+        error, signed = relative_errors(measure_targets(layout_at(offset), resolution_m), wanted)
+        if (error, abs(offset)) < (best_error, abs(best_offset)):
+            best_error, best_offset = error, offset
+        if error < 1e-6:  # met, to float32 rounding of the requested value
+            break
+        if signed > 0:
+            high = offset
+        else:
+            low = offset
+    return best_offset, best_error
+
+
+def searched_street_logits(
+    task: Pix2PixTask,
+    raw: Tensor,
+    cond: Tensor,
+    targets: Tensor,
+    mask: Tensor | None,
+    resolution_m: float | Sequence[float],
+) -> Tensor:
+    """Generator logits ``raw`` ``[B, C, H, W]`` with each sample's street logits shifted by the offset
+    :func:`search_street_offset` finds for its raw (unscaled) ``targets`` ``[B, K]``; the layout at an offset
+    is ``task.constrain`` of the shifted logits, so band-share targets stay exact while streets change."""
+    s = task.output_bands.index("streets")
+    n = raw.shape[0]
+    resolutions = [float(resolution_m)] * n if isinstance(resolution_m, int | float) else list(resolution_m)
+    masks = torch.ones_like(raw[:, :1]) if mask is None else mask.to(raw.dtype).reshape(n, 1, *raw.shape[-2:])
+    shifted = raw.clone()
+    for i in range(n):
+        wanted = {name: float(targets[i, task.conditions.index(name)]) for name in task.street_targets}
+        wanted = {name: value for name, value in wanted.items() if math.isfinite(value)}
+        valid = masks[i, 0].float().cpu().numpy()
+
+        def layout_at(offset: float, i: int = i, valid: np.ndarray = valid) -> dict[str, np.ndarray]:
+            trial = raw[i : i + 1].clone()
+            trial[:, s] += offset
+            out = task.constrain(trial, cond[i : i + 1], masks[i : i + 1])[0].detach().float().cpu().numpy()
+            return {**{name: out[c] for c, name in enumerate(task.output_bands)}, "valid": valid}
+
+        offset, _ = search_street_offset(layout_at, wanted, resolution_m=resolutions[i])
+        shifted[i, s] += offset
+    return shifted
