@@ -269,6 +269,12 @@ def demo_report(
         lines += ["", "The street threshold of each candidate is searched to meet street-graph targets "
                   "(`street_search`); the generator's own streets, before the search: " + ", ".join(alone) + "."]  # fmt: skip
     lines += ["", "## Generated layouts", ""]
+    first = next(iter(generated.values()), None)
+    if first and first.get("size_px"):  # densities of counted things come in steps on a small canvas
+        side_m = first["size_px"] * first["resolution_m"]
+        lines += [f"Each candidate is {first['size_px']} px at {first['resolution_m']:g} m per pixel ({side_m:g} m "
+                  f"across): one intersection there is {1e6 / side_m**2:.1f} per km2, so achieved intersection "
+                  "densities come in steps of that size.", ""]  # fmt: skip
     for name, r in generated.items():
         wanted = ", ".join(f"{k}={v:g}" for k, v in r["targets"].items())
         achieved = ", ".join(f"{k}={v['achieved']:.3g}" for k, v in r["candidates"][0]["targets"].items())

@@ -294,8 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate_pix2pix(task, dm, args.max_crops or 64, args.candidates, args.workers)
         if task.hparams.get("street_search", False):  # what the generator draws alone, beside it
             task.hparams.street_search = False
-            alone = evaluate_pix2pix(task, dm, args.max_crops or 64, args.candidates, args.workers)
-            task.hparams.street_search = True
+            try:
+                alone = evaluate_pix2pix(task, dm, args.max_crops or 64, args.candidates, args.workers)
+            finally:
+                task.hparams.street_search = True
             street = tuple(f"{stat}_{name}" for stat in ("mape", "mae", "spearman") for name in task.street_targets)
             result.update({f"{k}_no_search": v for k, v in alone.items() if k.startswith(street)})
     result = {"crop_size": float(dm.hparams.crop_size), **result}

@@ -40,6 +40,7 @@ def test_generate_writes_ranked_candidates(tiny_models: dict[str, Path], tmp_pat
     errors = [c["mean_relative_error"] for c in report["candidates"]]
     assert errors == sorted(errors)
     assert set(report["candidates"][0]["targets"]) == {"building_coverage", "intersection_density_km2", "green_share"}
+    assert report["street_search"] is True, "the demo config searches street thresholds"
     with rasterio.open(out / "candidate_0.tif") as src:
         assert src.crs.to_epsg() == 32615 and src.res == (2.0, 2.0) and "streets" in src.descriptions
     assert (out / "contact_sheet.png").stat().st_size > 5000 and (out / "pattern_card.png").is_file()
@@ -181,6 +182,10 @@ def test_demo_quick_writes_the_report(built_samples: Path, tmp_path: Path) -> No
     assert (out / "report.md").read_text().count("block-CV") == 1
     assert {"overlap_buildings_green", "real_overlap_buildings_green"} <= set(report["band_overlap"])
     assert "buildings-green" in (out / "report.md").read_text()
+    alone = report["conditioning_error"]["intersection_density_km2"]["no_search"]
+    assert set(alone) == {"mape", "spearman"}, "the generator alone is reported beside the street search"
+    assert "before the search" in (out / "report.md").read_text()
+    assert "one intersection there is 15.3 per km2" in (out / "report.md").read_text()  # 128 px at 2 m
     for name in ("sample_tiles.png", "compare/tiles_pca.png", "embeddings.parquet"):
         assert (out / name).is_file()
 

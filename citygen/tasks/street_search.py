@@ -95,7 +95,7 @@ def searched_street_logits(
     is ``task.constrain`` of the shifted logits, so band-share targets stay exact while streets change."""
     s = task.output_bands.index("streets")
     n = raw.shape[0]
-    resolutions = [float(resolution_m)] * n if isinstance(resolution_m, int | float) else list(resolution_m)
+    resolutions = np.broadcast_to(np.asarray(resolution_m, dtype=np.float64), (n,))
     masks = torch.ones_like(raw[:, :1]) if mask is None else mask.to(raw.dtype).reshape(n, 1, *raw.shape[-2:])
     shifted = raw.clone()
     for i in range(n):
@@ -109,6 +109,6 @@ def searched_street_logits(
             out = task.constrain(trial, cond[i : i + 1], masks[i : i + 1])[0].detach().float().cpu().numpy()
             return {**{name: out[c] for c, name in enumerate(task.output_bands)}, "valid": valid}
 
-        offset, _ = search_street_offset(layout_at, wanted, resolution_m=resolutions[i])
+        offset, _ = search_street_offset(layout_at, wanted, resolution_m=float(resolutions[i]))
         shifted[i, s] += offset
     return shifted

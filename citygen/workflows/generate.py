@@ -217,9 +217,12 @@ def generate(
         "checkpoint": str(ckpt),
         "targets": targets,
         "training_ranges": {k: list(v) for k, v in ranges.items()},
+        # street-graph targets met by a search of each candidate's street threshold (Pix2PixTask.street_search)
+        "street_search": bool(task.hparams.get("street_search", False)),
         "crs": crs.to_string(),
         "transform": list(transform)[:6],
         "resolution_m": resolution,
+        "size_px": size,
         "candidates": [
             {
                 "rank": rank + 1,
