@@ -205,3 +205,24 @@ def test_latent_statistics_ignore_cells_outside_the_mapped_area() -> None:
     assert torch.allclose(latent_statistics(cut, valid), latent_statistics(mapped), atol=1e-5)
     assert not torch.allclose(latent_statistics(cut), latent_statistics(mapped), atol=1e-3)
     assert torch.equal(latent_statistics(cut, torch.zeros_like(valid)), latent_statistics(cut))
+
+
+def test_embed_tiles_takes_bands_by_name(tiny_models: dict[str, Path], built_samples: Path) -> None:
+    """The order a dataset is read in does not matter: the model's bands and the valid mask are found by name."""
+    import numpy as np
+
+    from citygen.data.dataset import CityTileDataset
+    from citygen.errors import ConfigError
+    from citygen.workflows.checkpoints import load_task
+    from citygen.workflows.embed import embed_tiles
+
+    task, _ = load_task(tiny_models["ae"], expected="AutoencoderTask")
+    bands = list(task.bands)
+    kwargs = {"cities": ["cph_vesterbro"]}  # an extract whose edge cuts some tiles
+    usual = CityTileDataset(built_samples, bands=[*bands, "valid"], **kwargs)
+    shuffled = CityTileDataset(built_samples, bands=["valid", *reversed(bands)], **kwargs)
+    expected = embed_tiles(task, usual)
+    assert np.array_equal(embed_tiles(task, shuffled), expected)
+    assert not np.allclose(embed_tiles(task, CityTileDataset(built_samples, bands=bands, **kwargs)), expected)
+    with pytest.raises(ConfigError, match="read the dataset with the model's bands"):
+        embed_tiles(task, CityTileDataset(built_samples, bands=bands[:1], **kwargs))

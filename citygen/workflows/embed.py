@@ -61,11 +61,17 @@ def resolve_pooling(task, pooling: Pooling) -> Literal["stats", "mean"]:
 
 @torch.no_grad()
 def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32, pooling: Pooling = "auto") -> np.ndarray:
-    """One vector per tile (see the module docstring for the two poolings)."""
+    """One vector per tile (see the module docstring for the two poolings). The model's bands are taken from
+    ``dataset`` by name; its ``valid`` band, when it reads one, marks the mapped area the statistics cover."""
     size = int(task.hparams.input_size)
     pooling = resolve_pooling(task, pooling)
-    channels = len(task.bands)
-    with_valid = tuple(dataset.bands[channels:]) == ("valid",)  # `embed` reads it after the model's bands
+    names = list(dataset.bands)
+    missing = [b for b in task.bands if b not in names]
+    if missing:
+        raise ConfigError(f"the model encodes bands {missing}, which the dataset is not read with ({names})",
+                          "read the dataset with the model's bands (and valid)")  # fmt: skip
+    model_bands = [names.index(b) for b in task.bands]
+    valid_band = names.index("valid") if "valid" in names else None
     latents = []
     for start in range(0, len(dataset), batch_size):
         images = torch.stack([dataset[i]["image"] for i in range(start, min(start + batch_size, len(dataset)))])
@@ -79,14 +85,14 @@ def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32, pooling
             factor = 2 ** len(task.hparams.widths)
             if height % factor or width % factor:
                 raise ConfigError(f"tiles of {height}x{width} px are not divisible by {factor}", "use --pooling mean")
-            latent_map = task.net.encode_map(images[:, :channels])
+            latent_map = task.net.encode_map(images[:, model_bands])
             valid = None
-            if with_valid:  # the valid band, pooled to the latent cells that lie wholly inside the mapped area
-                valid = mapped_cells(images[:, channels:], factor)
+            if valid_band is not None:  # pooled to the latent cells that lie wholly inside the mapped area
+                valid = mapped_cells(images[:, valid_band : valid_band + 1], factor)
             latents.append(latent_statistics(latent_map, valid).cpu().numpy())
             continue
         crops = [
-            images[:, :channels, r : r + size, c : c + size]
+            images[:, model_bands, r : r + size, c : c + size]
             for r in range(0, height - size + 1, size)
             for c in range(0, width - size + 1, size)
         ]
