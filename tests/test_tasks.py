@@ -260,3 +260,20 @@ def test_exclusive_bands_meet_shares_without_overlap() -> None:
     assert out.sum(dim=1).max() <= 1 + 1e-5
     loose = Pix2PixTask(output_bands=["streets", "buildings", "green"], input_size=32, ngf=8, ndf=8)
     assert loose.activate(raw).sum(dim=1).max() > 1.5  # independent sigmoids overlap freely
+
+
+def test_pix2pix_predict_makes_layouts_as_generate_does() -> None:
+    """`citygen predict` gives what `generate` gives: shares met over each crop's valid area, and the
+    street search (which needs the pixel size, taken from the crop bounds) runs when it is on."""
+    torch.manual_seed(0)
+    task = Pix2PixTask(output_bands=["streets", "buildings"], conditions=TARGETS, input_size=32, ngf=8, ndf=8,
+                       share_constraint=True, street_search=True).eval()  # fmt: skip
+    samples = fake_samples(2, ["streets", "buildings"], 32, TARGETS)
+    samples[1]["mask"][:, :, 20:] = False  # a crop cut by the edge of its extract
+    batch = collate_tiles(samples)
+    out = task.predict_step(batch, 0)
+    assert out["generated"].shape == (2, 2, 32, 32) and out["tile_id"] == ["x:0", "x:1"]
+    for i in range(2):
+        valid = batch["mask"][i, 0]
+        coverage = out["generated"][i, 1][valid].mean()
+        assert torch.isclose(coverage, batch["targets"][i, 0].float(), atol=1e-3)

@@ -200,19 +200,22 @@ class Pix2PixTask(BaseTask):
             parts.append(inputs)
         return torch.cat(parts, dim=1)
 
+    def raw_batch_targets(self, batch: dict[str, Any]) -> Tensor | None:
+        """The batch's targets ``[B, K]`` of the model's conditions, unscaled (None without conditions)."""
+        if not self.conditions:
+            return None
+        names = list(batch.get("target_names", ()))
+        missing = [c for c in self.conditions if c not in names]
+        if missing:
+            raise ConfigError(
+                f"the model is conditioned on {self.conditions} but the batch has targets {names}",
+                "set data.targets to the model's conditions",
+            )
+        return batch["targets"][:, [names.index(c) for c in self.conditions]]
+
     def batch_condition(self, batch: dict[str, Any]) -> Tensor:
-        targets = None
-        if self.conditions:
-            names = list(batch.get("target_names", ()))
-            missing = [c for c in self.conditions if c not in names]
-            if missing:
-                raise ConfigError(
-                    f"the model is conditioned on {self.conditions} but the batch has targets {names}",
-                    "set data.targets to the model's conditions",
-                )
-            targets = batch["targets"][:, [names.index(c) for c in self.conditions]]
         inputs = select_channels(batch, self.input_bands) if self.input_bands else None
-        return self.condition(targets, inputs, batch["image"].shape[-1])
+        return self.condition(self.raw_batch_targets(batch), inputs, batch["image"].shape[-1])
 
     def _exclusive(self) -> bool:
         return bool(self.hparams.get("exclusive_bands", False)) and len(self.frac_idx) > 1
@@ -473,8 +476,14 @@ class Pix2PixTask(BaseTask):
         return self._eval_step(batch, self.test_metrics, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
-        cond = self.batch_condition(batch)
-        return {"generated": self(cond), **tile_identity(batch)}
+        """A layout per crop for its measured targets, made as :meth:`generate` makes them (shares measured
+        over the crop's valid area, street search when on)."""
+        inputs = select_channels(batch, self.input_bands) if self.input_bands else None
+        size = batch["image"].shape[-1]
+        resolutions = [float(b[2] - b[0]) / size for b in batch["bounds"].tolist()]
+        generated = self.generate(self.raw_batch_targets(batch), inputs, size=size, mask=batch["mask"],
+                                  resolution_m=resolutions)[:, 0]  # fmt: skip
+        return {"generated": generated, **tile_identity(batch)}
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
