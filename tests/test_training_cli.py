@@ -156,3 +156,25 @@ def test_trainer_config_parts_parse(part: str, runs: Path, capsys: pytest.Captur
         main([*args, "--print_config"])
     assert exc.value.code in (0, None)
     assert "accelerator: auto" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["ae_full", "pix2pix_full"])
+def test_full_configs_train_with_ddp_on_two_processes(name: str, built_samples: Path, tmp_path: Path) -> None:
+    """The full configs as a multi-GPU run starts them, on two CPU processes (gloo): Lightning launches a
+    second `citygen fit` process, gradients are all-reduced, and rank 0 alone writes the run."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CITYGEN_RUNS_DIR": str(tmp_path / "runs"), "WANDB_MODE": "disabled"}
+    args = [sys.executable, "-m", "citygen", "fit", "--config", str(CONFIGS / "experiments" / f"{name}.yaml"),
+            "--data.root", str(built_samples), *OVERRIDES[name], "--run_name", "ddp", "--trainer.accelerator", "cpu",
+            "--trainer.devices", "2", "--trainer.precision", "32-true", "--trainer.max_epochs", "1",
+            "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1",
+            "--trainer.check_val_every_n_epoch", "1", "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    if name == "ae_full":
+        args += ["--trainer.strategy", "ddp"]  # the config's `auto` picks DDP on several GPUs
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "MEMBER: 2/2" in done.stderr, "two DDP processes"
+    assert len(list((tmp_path / "runs" / "ddp").rglob("last.ckpt"))) == 1, "one run, written by rank 0"
