@@ -221,15 +221,15 @@ def test_target_consistency_trains_the_metric_regressor() -> None:
 
 
 def test_share_offset_reaches_targets_from_saturated_logits() -> None:
-    from citygen.tasks.pix2pix import _share_offset
+    from citygen.tasks.constraints import share_offset
 
     logits = torch.cat([torch.full((1, 1, 8, 8), -200.0), torch.linspace(50, 90, 64).view(1, 1, 8, 8)])
     mask = torch.ones(2, 1, 8, 8)
     wanted = torch.tensor([0.3, 0.02])
-    offset = _share_offset(logits, mask, wanted)
+    offset = share_offset(logits, mask, wanted)
     share = torch.sigmoid(logits + offset[:, None, None, None]).mean(dim=(1, 2, 3))
     assert torch.allclose(share, wanted, atol=1e-4)
-    assert _share_offset(logits, mask, torch.tensor([float("nan"), 0.5]))[0] == 0, "unknown target: no offset"
+    assert share_offset(logits, mask, torch.tensor([float("nan"), 0.5]))[0] == 0, "unknown target: no offset"
 
 
 def test_overlap_term_counts_only_overlap_beyond_the_real_layout() -> None:

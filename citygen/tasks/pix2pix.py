@@ -31,6 +31,7 @@ from citygen.tasks.base import (
     tile_identity,
 )
 from citygen.tasks.conditioning import target_scale
+from citygen.tasks.constraints import exclusive_offsets, share_offset
 from citygen.tasks.street_search import searched_street_logits, street_graph_targets
 
 
@@ -267,33 +268,15 @@ class Pix2PixTask(BaseTask):
         )
         wanted = cond[:, : len(self.conditions)].mean(dim=(2, 3)) * self.scales
         if self._exclusive():
-            return self.activate(raw, self._exclusive_offsets(raw.detach(), m, wanted))
+            return self.activate(raw, exclusive_offsets(raw.detach(), m, wanted, self.frac_idx, self.share_pairs))
         out = self.activate(raw)
         for k, b in self.share_pairs:
-            offset = _share_offset(raw[:, b : b + 1].detach(), m, wanted[:, k])
+            offset = share_offset(raw[:, b : b + 1].detach(), m, wanted[:, k])
             share = torch.sigmoid(raw[:, b] + offset[:, None, None])
             # a share of exactly 0 or 1 is an empty or a full band (a sigmoid only approaches them)
             full = wanted[:, k, None, None].expand_as(share)
             out[:, b] = torch.where((full <= 0) | (full >= 1), full.clamp(0, 1), share)
         return out
-
-    def _exclusive_offsets(self, raw: Tensor, mask: Tensor, wanted: Tensor, rounds: int = 6) -> Tensor:
-        """Logit offsets ``[B, C]`` that give every share-constrained band its requested share under the
-        softmax: one band's share is a sigmoid of its logit minus the log-sum-exp of the others (and the empty
-        class), so each band is solved by bisection given the others, a few rounds in turn."""
-        offsets = torch.zeros(raw.shape[0], raw.shape[1], dtype=raw.dtype, device=raw.device)
-        frac = self.frac_idx
-        for _ in range(rounds):
-            for k, b in self.share_pairs:
-                shifted = raw[:, frac] + offsets[:, frac, None, None]
-                others = [j for j, c in enumerate(frac) if c != b]
-                rest = torch.logsumexp(
-                    torch.cat([torch.zeros_like(raw[:, :1]), shifted[:, others]], dim=1), dim=1, keepdim=True
-                )
-                found = _share_offset(raw[:, b : b + 1] - rest, mask, wanted[:, k])
-                # a share of 0 empties the band
-                offsets[:, b] = torch.where(wanted[:, k] <= 0, torch.full_like(found, -1e4), found.to(raw.dtype))
-        return offsets
 
     @torch.no_grad()
     def generate(
@@ -535,20 +518,3 @@ class Pix2PixTask(BaseTask):
             t = batch["targets"][:n]
             caption += "; " + " / ".join(", ".join(f"{v:.3g}" for v in row.tolist()) for row in t)
         return grid(rows), caption
-
-
-@torch.no_grad()
-def _share_offset(logits: Tensor, mask: Tensor, wanted: Tensor, steps: int = 50) -> Tensor:
-    """Per-sample offset ``d`` with ``mean(sigmoid(logits + d))`` over ``mask`` equal to ``wanted`` ``[B]``
-    (bisection on a monotone function; 0 where the target is unknown)."""
-    area = mask.sum(dim=(1, 2, 3)).clamp_min(1.0)
-    target = wanted.clamp(1e-4, 1 - 1e-4)
-    # bracket: every pixel below sigmoid(-20) at ``lo``, above sigmoid(20) at ``hi``
-    lo = -logits.amax(dim=(1, 2, 3)).float() - 20.0
-    hi = -logits.amin(dim=(1, 2, 3)).float() + 20.0
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        share = (torch.sigmoid(logits + mid[:, None, None, None]) * mask).sum(dim=(1, 2, 3)) / area
-        low = share < target
-        lo, hi = torch.where(low, mid, lo), torch.where(low, hi, mid)
-    return torch.where(torch.isfinite(wanted), (lo + hi) / 2, torch.zeros_like(lo))
