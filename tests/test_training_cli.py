@@ -166,7 +166,11 @@ def test_full_configs_train_with_ddp_on_two_processes(name: str, built_samples: 
     import subprocess
     import sys
 
-    env = {**os.environ, "CITYGEN_RUNS_DIR": str(tmp_path / "runs"), "WANDB_MODE": "disabled"}
+    # an in-process single-device DDP run of an earlier test leaves its rendezvous (MASTER_PORT, ranks) in
+    # this process's environment, with the port still taken: the new run must pick its own
+    rendezvous = {"MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK", "LOCAL_WORLD_SIZE"}
+    env = {k: v for k, v in os.environ.items() if k not in rendezvous}
+    env.update(CITYGEN_RUNS_DIR=str(tmp_path / "runs"), WANDB_MODE="disabled")
     args = [sys.executable, "-m", "citygen", "fit", "--config", str(CONFIGS / "experiments" / f"{name}.yaml"),
             "--data.root", str(built_samples), *OVERRIDES[name], "--run_name", "ddp", "--trainer.accelerator", "cpu",
             "--trainer.devices", "2", "--trainer.precision", "32-true", "--trainer.max_epochs", "1",
