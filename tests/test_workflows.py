@@ -47,6 +47,16 @@ def test_generate_writes_ranked_candidates(tiny_models: dict[str, Path], tmp_pat
     assert gpd.read_file(out / "candidate_0.geojson").crs.to_epsg() == 4326
 
 
+def test_generate_without_street_search(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "gen"
+    args = ["generate", "--ckpt", str(tiny_models["p2p"]), "--target", "building_coverage=0.2", "--target",
+            "intersection_density_km2=60", "--target", "green_share=0.1", "--n", "1", "--allow-extrapolation",
+            "--no-street-search", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["street_search"] is False, "--no-street-search overrides the model's setting"
+
+
 def test_generate_around_given_streets(built_samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Streets-to-buildings: the candidates keep the given streets, lie where they lie, and draw the rest."""
     import numpy as np

@@ -97,6 +97,11 @@ def generate_main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--allow-extrapolation", action="store_true", help="accept targets outside the training range with a warning"
     )
+    parser.add_argument(
+        "--no-street-search",
+        action="store_true",
+        help="skip the model's street search: faster, but intersection density is left to the generator alone",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     argv = list(sys.argv[1:] if argv is None else argv)
     for i, item in enumerate(argv[:-1]):  # "--at -95.39,29.75": argparse would take the value for an option
@@ -127,6 +132,7 @@ def generate_main(argv: list[str] | None = None) -> int:
         at=at,
         streets=args.streets,
         strict=not args.allow_extrapolation,
+        street_search=False if args.no_street_search else None,
     )
     print(
         f"{'rank':<6}{'candidate':<11}" + "".join(f"{name:>28}" for name in report["targets"]) + f"{'mean error':>12}"
