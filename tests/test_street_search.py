@@ -10,7 +10,12 @@ from citygen.errors import ConfigError
 from citygen.metrics.skeleton import STREET_THRESHOLD
 from citygen.tasks import Pix2PixTask
 from citygen.tasks.conditioning import measure_targets
-from citygen.tasks.street_search import relative_errors, search_street_offset, searched_street_logits
+from citygen.tasks.street_search import (
+    check_street_search,
+    relative_errors,
+    search_street_offset,
+    searched_street_logits,
+)
 
 SIZE, RES = 128, 2.0  # 256 m crops: one intersection is 15.26 per km2
 AREA_KM2 = (SIZE * RES / 1000) ** 2
@@ -107,3 +112,7 @@ def test_street_search_needs_a_street_graph_condition() -> None:
     with pytest.raises(ConfigError, match="streets among output_bands"):
         Pix2PixTask(output_bands=["buildings"], input_bands=["streets"], conditions=["intersection_density_km2"],
                     input_size=32, ngf=8, ndf=8, street_search=True)  # fmt: skip
+    # `citygen generate` checks the same before it turns the search on for a model trained without it
+    check_street_search(["streets", "buildings"], ["intersection_density_km2"], [])
+    with pytest.raises(ConfigError, match="no street_share target"):
+        check_street_search(["streets"], ["street_share", "intersection_density_km2"], [(0, 0)])

@@ -32,7 +32,7 @@ from citygen.tasks.base import (
 )
 from citygen.tasks.conditioning import target_scale
 from citygen.tasks.constraints import exclusive_offsets, share_offset
-from citygen.tasks.street_search import searched_street_logits, street_graph_targets
+from citygen.tasks.street_search import check_street_search, searched_street_logits, street_graph_targets
 
 
 class Pix2PixTask(BaseTask):
@@ -168,13 +168,8 @@ class Pix2PixTask(BaseTask):
         ]  # fmt: skip
         shared = {k for k, _ in self.share_pairs}
         self.street_targets = street_graph_targets(conditions)
-        if street_search and ("streets" not in output_bands or not self.street_targets
-                              or any(b == output_bands.index("streets") for _, b in self.share_pairs)):  # fmt: skip
-            raise ConfigError(
-                "street_search needs streets among output_bands, a street-graph condition "
-                f"(intersection_density_km2 or street_density_km_km2; got {conditions}) and no street_share target",
-                "set street_search: false, or add such a condition",
-            )
+        if street_search:
+            check_street_search(output_bands, conditions, self.share_pairs)
         self.regressed = [k for k in range(len(conditions)) if k not in shared]
         self.regressor = (
             MetricRegressor(len(output_bands), len(self.regressed), regressor_width)

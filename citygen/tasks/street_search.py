@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from citygen.errors import ConfigError
 from citygen.tasks.conditioning import TARGET_LAYERS, measure_targets, target_scale
 
 if TYPE_CHECKING:
@@ -33,6 +34,25 @@ ZERO_TARGET_FLOOR = 0.05  # errors are relative to max(|target|, 5 % of the targ
 def street_graph_targets(conditions: Sequence[str]) -> list[str]:
     """The conditions measured on the street graph (not a band share), which the search can meet."""
     return [c for c in conditions if TARGET_LAYERS.get(c) == "streets"]
+
+
+def check_street_search(
+    output_bands: Sequence[str], conditions: Sequence[str], share_pairs: Sequence[tuple[int, int]]
+) -> None:
+    """Raise a ConfigError unless the search applies: streets are drawn, a street-graph target is asked for,
+    and no share constraint fixes the street band (``share_pairs``: condition index, band index)."""
+    bands = list(output_bands)
+    if (
+        "streets" in bands
+        and street_graph_targets(conditions)
+        and all(b != bands.index("streets") for _, b in share_pairs)
+    ):
+        return
+    raise ConfigError(
+        "street_search needs streets among output_bands, a street-graph condition "
+        f"(intersection_density_km2 or street_density_km_km2; got {list(conditions)}) and no street_share target",
+        "set street_search: false, or add such a condition",
+    )
 
 
 def relative_errors(measured: Mapping[str, float], wanted: Mapping[str, float]) -> tuple[float, float]:

@@ -154,8 +154,11 @@ def generate(
     from citygen.metrics.card import draw_card
     from citygen.metrics.raster import tile_targets
     from citygen.metrics.suite import measure
+    from citygen.tasks.street_search import check_street_search
 
     task, root = load_task(ckpt, expected="Pix2PixTask")
+    if street_search:
+        check_street_search(task.output_bands, task.conditions, task.share_pairs)
     if street_search is not None:
         task.hparams.street_search = street_search
     size = int(task.meta["input_size"])
