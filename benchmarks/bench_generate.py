@@ -64,7 +64,7 @@ def main() -> None:
     for size in args.sizes:
         area_km2 = (size * args.resolution / 1000) ** 2
         for on in (False, True):
-            task.hparams.street_search = on
+            task.street_search = on
             measured.clear()
             start = time.perf_counter()
             out = task.generate(

@@ -194,7 +194,7 @@ def evaluate_pix2pix(
     real_m = _measure(real_items, workers)
     n = len(requested)
     result: dict[str, float] = {"crops": float(n), "candidates": float(candidates),
-                                "street_search": float(bool(task.hparams.get("street_search", False)))}  # fmt: skip
+                                "street_search": float(task.street_search)}  # fmt: skip
     req = np.array(requested)
     # achieved[i, k, j]: target j measured on candidate k of crop i
     ach_all = np.array(
@@ -285,19 +285,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0, help="processes measuring urban metrics")
     args = parser.parse_args(argv)
     task, meta, state = load_checkpoint(args.ckpt)
-    if args.no_street_search:
-        task.hparams.street_search = False
     dm = test_data(state, args.data, args.batch_size, args.crop_size)
     if isinstance(task, AutoencoderTask):
         result = evaluate_autoencoder(task, dm, args.max_crops or 256, args.workers)
     else:
+        if args.no_street_search:
+            task.street_search = False
         result = evaluate_pix2pix(task, dm, args.max_crops or 64, args.candidates, args.workers)
-        if task.hparams.get("street_search", False):  # what the generator draws alone, beside it
-            task.hparams.street_search = False
+        if task.street_search:  # what the generator draws alone, beside it
+            task.street_search = False
             try:
                 alone = evaluate_pix2pix(task, dm, args.max_crops or 64, args.candidates, args.workers)
             finally:
-                task.hparams.street_search = True
+                task.street_search = True
             street = tuple(f"{stat}_{name}" for stat in ("mape", "mae", "spearman") for name in task.street_targets)
             result.update({f"{k}_no_search": v for k, v in alone.items() if k.startswith(street)})
     result = {"crop_size": float(dm.hparams.crop_size), **result}

@@ -273,6 +273,18 @@ class Pix2PixTask(BaseTask):
             out[:, b] = torch.where((full <= 0) | (full >= 1), full.clamp(0, 1), share)
         return out
 
+    @property
+    def street_search(self) -> bool:
+        """Whether :meth:`generate` searches street thresholds (False in checkpoints made before the option)."""
+        return bool(self.hparams.get("street_search", False))
+
+    @street_search.setter
+    def street_search(self, on: bool) -> None:
+        """Turn the search on or off for a trained model (on only where it applies)."""
+        if on:
+            check_street_search(self.output_bands, self.conditions, self.share_pairs)
+        self.hparams.street_search = on
+
     @torch.no_grad()
     def generate(
         self, targets: Tensor | None, inputs: Tensor | None = None, *, size: int | None = None,
@@ -285,7 +297,7 @@ class Pix2PixTask(BaseTask):
         size = size or self.meta["input_size"]
         cond = self.condition(targets, inputs, size)
         gen = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
-        search = bool(self.hparams.get("street_search", False)) and targets is not None
+        search = self.street_search and targets is not None
         if search and resolution_m is None:
             raise ConfigError("street_search measures the layouts and needs their pixel size",
                               "pass resolution_m (metres per pixel) to generate()")  # fmt: skip

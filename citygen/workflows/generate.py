@@ -154,13 +154,10 @@ def generate(
     from citygen.metrics.card import draw_card
     from citygen.metrics.raster import tile_targets
     from citygen.metrics.suite import measure
-    from citygen.tasks.street_search import check_street_search
 
     task, root = load_task(ckpt, expected="Pix2PixTask")
-    if street_search:
-        check_street_search(task.output_bands, task.conditions, task.share_pairs)
     if street_search is not None:
-        task.hparams.street_search = street_search
+        task.street_search = street_search
     size = int(task.meta["input_size"])
     conditions = list(task.conditions)
     resolution = _training_resolution(root)
@@ -228,7 +225,7 @@ def generate(
         "targets": targets,
         "training_ranges": {k: list(v) for k, v in ranges.items()},
         # street-graph targets met by a search of each candidate's street threshold (Pix2PixTask.street_search)
-        "street_search": bool(task.hparams.get("street_search", False)),
+        "street_search": task.street_search,
         "crs": crs.to_string(),
         "transform": list(transform)[:6],
         "resolution_m": resolution,
