@@ -200,6 +200,7 @@ def demo_report(
         "probe_accuracy": comparison["probe_accuracy"],
         "probe_cv_accuracy": comparison.get("probe_cv_accuracy", {}),
         "probes": comparison["probes"],
+        "probes_metrics_baseline": comparison.get("probes_metrics_baseline", {}),
         "reconstruction": {k: v for k, v in ae_eval.items() if k.startswith(("iou_", "f1_", "recon_"))},
         "reconstruction_metrics": {k: v for k, v in ae_eval.items() if k.endswith(("_rel_error", "_spearman"))},
         "conditioning_error": conditioning,
@@ -222,12 +223,15 @@ def demo_report(
         "",
         "Linear probes: trained on the train split and scored on the spatially held-out test split, and scored",
         "by 5-fold cross-validation over 1 km blocks (every tile predicted once; the less noisy figure); 95 %",
-        "intervals in brackets. Houston vs Copenhagen compares drive networks with drive networks.",
+        "intervals in brackets. Houston vs Copenhagen compares drive networks with drive networks. Baseline rows:",
+        "the same probes on each tile's urban metrics instead of its latent vector.",
         "",
         "| probe | test accuracy | chance | block-CV accuracy | chance | test / CV tiles |",
         "|---|---|---|---|---|---|",
     ]
-    for name, probe in comparison["probes"].items():
+    rows = [*comparison["probes"].items()]
+    rows += [(f"{name} (urban-metrics baseline)", p) for name, p in report["probes_metrics_baseline"].items()]
+    for name, probe in rows:
         lines.append(
             f"| {name} | {_fmt(probe['accuracy'])}{format_interval(probe, 'accuracy_ci95')} | {_fmt(probe['chance'])} | "
             f"{_fmt(probe.get('cv_accuracy'))}{format_interval(probe, 'cv_accuracy_ci95')} | "

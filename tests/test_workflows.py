@@ -127,6 +127,10 @@ def test_embed_and_compare(tiny_models: dict[str, Path], built_samples: Path, tm
     assert probe["samples"] == ["cph_vesterbro", "houston_montrose"]
     low, high = probe["accuracy_ci95"]
     assert 0 <= low <= probe["accuracy"] <= high <= 1 and high - low > 0.1, "17-odd test tiles: a wide interval"
+    baseline = report["probes_metrics_baseline"]["houston_vs_copenhagen"]
+    assert baseline["n_test"] == probe["n_test"] and 0 <= baseline["accuracy"] <= 1, "same tiles, metrics for latents"
+    assert "orientation_entropy" in report["baseline_metrics"]
+    assert "Baseline: the same probes" in (tmp_path / "report" / "report.md").read_text()
     for figure in report["figures"].values():
         assert (tmp_path / "report" / figure).stat().st_size > 5000
 
@@ -152,6 +156,33 @@ def test_city_probe_compares_like_with_like() -> None:
         "houston_meyerland",
         "cph_indre_by_buildings",
     ]
+
+
+def test_metrics_baseline_probe_tolerates_undefined_metrics() -> None:
+    """The baseline probe reads the tiles' urban metrics, some of which are undefined on a tile (orientation
+    entropy without streets): those are imputed, and a metric that separates the cities is found."""
+    import numpy as np
+    import pandas as pd
+
+    from citygen.workflows.compare import metrics_baseline
+
+    rng = np.random.default_rng(0)
+    n = 80
+    houston = np.arange(n) % 2 == 0
+    table = pd.DataFrame(
+        {
+            "city": np.where(houston, "houston_montrose", "cph_vesterbro"),
+            "group": np.where(houston, "Houston", "Copenhagen"),
+            "split": np.where(np.arange(n) % 5 == 0, "test", "train"),
+            "present_streets": True,
+            "minx": rng.uniform(0, 4000, n),
+            "miny": rng.uniform(0, 4000, n),
+            "metric_intersection_density_km2": np.where(houston, 60.0, 120.0) + rng.normal(0, 5, n),
+            "metric_orientation_entropy": np.where(np.arange(n) % 7 == 0, np.nan, rng.uniform(3, 3.6, n)),
+        }
+    )
+    probe = metrics_baseline(table)["houston_vs_copenhagen"]
+    assert probe["accuracy"] == 1.0 and probe["cv_accuracy"] == 1.0 and probe["n_test"] == 16
 
 
 def test_latent_statistics_are_products_at_offsets() -> None:
@@ -190,6 +221,8 @@ def test_demo_quick_writes_the_report(built_samples: Path, tmp_path: Path) -> No
     coverage = report["conditioning_error"]["building_coverage"]
     assert {"mape", "spearman", "mae", "best"} <= set(coverage) and coverage["best"]["candidates"] == 8
     assert (out / "report.md").read_text().count("block-CV") == 1
+    assert "houston_vs_copenhagen (urban-metrics baseline)" in (out / "report.md").read_text()
+    assert set(report["probes_metrics_baseline"]) == set(report["probes"])
     assert {"overlap_buildings_green", "real_overlap_buildings_green"} <= set(report["band_overlap"])
     assert "buildings-green" in (out / "report.md").read_text()
     alone = report["conditioning_error"]["intersection_density_km2"]["no_search"]

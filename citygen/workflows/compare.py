@@ -4,8 +4,9 @@ Input: the embeddings table written by `citygen embed` (one row per tile: city, 
 and `metric_*` columns of urban metrics measured on the tile). Output, in a report folder: a city-to-city
 distance matrix and heatmap, 2-D maps of all tiles (PCA and t-SNE), nearest neighbours across cities as
 an image grid, linear probes of city identity (train split -> test split, and cross-validated over 1 km
-blocks, with chance levels), and how well the latent space predicts each urban metric (R2 of a linear
-fit, train -> test), as PNG figures plus `report.json` and `report.md`.
+blocks, with chance levels, and the same probes on the tiles' urban metrics as a baseline), and how well
+the latent space predicts each urban metric (R2 of a linear fit, train -> test), as PNG figures plus
+`report.json` and `report.md`.
 """
 
 from __future__ import annotations
@@ -65,6 +66,21 @@ def street_source(city_id: str) -> str:
 
 def latent_matrix(table: pd.DataFrame) -> np.ndarray:
     return np.stack(table["latent"].to_numpy()).astype(np.float64)
+
+
+def metric_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c.startswith("metric_")]
+
+
+def metrics_baseline(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The city probes on each tile's urban metrics (the `metric_*` columns: street and intersection
+    density, orientation entropy, ...) instead of its latent vector: what the latent space adds over the
+    measures an urbanist would compute first."""
+    columns = metric_columns(table)
+    if not columns:
+        return {}
+    measured = table[columns].to_numpy(dtype=np.float64)
+    return {name: linear_probe(table, measured, groups) for name, groups in PROBES.items()}
 
 
 def city_distances(table: pd.DataFrame, z: np.ndarray) -> pd.DataFrame:
@@ -127,11 +143,28 @@ PROBE_C = 0.1
 
 def _probe_model() -> Any:
     """Multinomial logistic regression on standardised vectors: the usual linear probe."""
+    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=3000))
+    # the imputer only acts on the metrics baseline: a metric can be undefined on a tile (the orientation
+    # entropy of a tile without streets); latent vectors are always finite
+    return make_pipeline(
+        SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=3000)
+    )
+
+
+def probe_tiles(table: pd.DataFrame, groups: tuple[str, ...] | None) -> tuple[pd.DataFrame, list[str]]:
+    """The tiles a probe of ``groups`` (None: every city) uses, with their row numbers in ``table`` (`_row`),
+    and the cities it can score: those with tiles in both the train and the test split."""
+    frame = table.assign(_row=np.arange(len(table)))
+    if groups is not None:
+        frame = _same_channels(frame[frame["group"].isin(groups)])
+    labels = sorted(
+        set(frame.loc[frame["split"] == "train", "group"]) & set(frame.loc[frame["split"] == "test", "group"])
+    )
+    return frame, labels
 
 
 def linear_probe(
@@ -145,12 +178,8 @@ def linear_probe(
     """
     from sklearn.model_selection import GroupKFold, cross_val_predict
 
-    frame = table.assign(_row=np.arange(len(table)))
-    if groups is not None:
-        frame = frame[frame["group"].isin(groups)]
-        frame = _same_channels(frame)
+    frame, labels = probe_tiles(table, groups)
     train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
-    labels = sorted(set(train["group"]) & set(test["group"]))
     train, test = train[train["group"].isin(labels)], test[test["group"].isin(labels)]
     if len(labels) < 2:
         return {
@@ -212,7 +241,7 @@ def metric_r2(table: pd.DataFrame, z: np.ndarray) -> dict[str, dict[str, float |
     from sklearn.preprocessing import StandardScaler
 
     out: dict[str, dict[str, float | int]] = {}
-    for column in [c for c in table.columns if c.startswith("metric_")]:
+    for column in metric_columns(table):
         values = table[column].to_numpy(dtype=float)
         ok = np.isfinite(values)
         train = ok & (table["split"] == "train").to_numpy()
@@ -273,6 +302,7 @@ def compare(
     root = Path(data_root) if data_root else _data_root(embeddings)
     distances = city_distances(table, z)
     probes = {name: linear_probe(table, z, groups) for name, groups in PROBES.items()}
+    baseline = metrics_baseline(table)
     r2 = metric_r2(table, z)
     neighbours = nearest_neighbours(table, z, queries=_pick_queries(table))
     from citygen.workflows import figures
@@ -291,6 +321,8 @@ def compare(
         "probe_accuracy": {name: p["accuracy"] for name, p in probes.items()},
         "probe_cv_accuracy": {name: p.get("cv_accuracy") for name, p in probes.items()},
         "probes": probes,
+        "probes_metrics_baseline": baseline,
+        "baseline_metrics": [c.removeprefix("metric_") for c in metric_columns(table)] if baseline else [],
         "metric_r2": r2,
         "city_distances": distances.round(4).to_dict(),
         "nearest_neighbours": neighbours,
@@ -317,6 +349,28 @@ def format_interval(probe: dict[str, Any], key: str) -> str:
     return f" ({interval[0]:.2f}-{interval[1]:.2f})" if interval else ""
 
 
+def probe_table(probes: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [
+        "| probe | test accuracy | chance | block-CV accuracy | chance | cities | train / test / CV tiles |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, probe in probes.items():
+        if probe["accuracy"] is None:
+            lines.append(f"| {name} | not measurable | | | | {probe['reason']} | |")
+            continue
+        cv = (
+            "n/a"
+            if probe.get("cv_accuracy") is None
+            else f"{probe['cv_accuracy']:.3f}{format_interval(probe, 'cv_accuracy_ci95')}"
+        )
+        cv_chance = "" if probe.get("cv_chance") is None else f"{probe['cv_chance']:.3f}"
+        lines.append(
+            f"| {name} | {probe['accuracy']:.3f}{format_interval(probe, 'accuracy_ci95')} | {probe['chance']:.3f} | {cv} | {cv_chance} | "
+            f"{', '.join(probe['cities'])} | {probe['n_train']} / {probe['n_test']} / {probe.get('n_cv', '')} |"
+        )
+    return lines
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     lines = [
         "# City comparison in latent space",
@@ -332,23 +386,18 @@ def markdown_report(report: dict[str, Any]) -> str:
         "A probe of named cities uses only samples with the same layers and street source (network type) in",
         "every city.",
         "",
-        "| probe | test accuracy | chance | block-CV accuracy | chance | cities | train / test / CV tiles |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for name, probe in report["probes"].items():
-        if probe["accuracy"] is None:
-            lines.append(f"| {name} | not measurable | | | | {probe['reason']} | |")
-        else:
-            cv = (
-                "n/a"
-                if probe.get("cv_accuracy") is None
-                else f"{probe['cv_accuracy']:.3f}{format_interval(probe, 'cv_accuracy_ci95')}"
-            )
-            cv_chance = "" if probe.get("cv_chance") is None else f"{probe['cv_chance']:.3f}"
-            lines.append(
-                f"| {name} | {probe['accuracy']:.3f}{format_interval(probe, 'accuracy_ci95')} | {probe['chance']:.3f} | {cv} | {cv_chance} | "
-                f"{', '.join(probe['cities'])} | {probe['n_train']} / {probe['n_test']} / {probe.get('n_cv', '')} |"
-            )
+    lines += probe_table(report["probes"])
+    baseline = report.get("probes_metrics_baseline") or {}
+    if baseline:
+        lines += [
+            "",
+            "Baseline: the same probes on each tile's urban metrics instead of its latent vector ("
+            + ", ".join(report.get("baseline_metrics", []))
+            + ").",
+            "",
+            *probe_table(baseline),
+        ]
     lines += [
         "",
         "## Urban metrics predicted from the latent vector (ridge regression, R2 on test tiles)",
