@@ -1,0 +1,145 @@
+"""How well can the city probes do on these tiles at all? A CNN trained on the city labels of the train tiles.
+
+The probes of `citygen compare` are linear classifiers on an autoencoder's latent statistics, which never saw
+a city label. This script trains a small supervised CNN on the very tiles and splits the probes use (same
+selection, `citygen.workflows.compare.probe_tiles`) and scores it on the same spatially held-out test tiles:
+a rough ceiling for what the shipped sample data allows. Training sees random 160 px crops of the train
+tiles with rotations and flips; a test tile is classified whole (mean of its four rotations). The figure
+is the test accuracy after the last step: no step or seed is chosen by the test split.
+
+    python experiments/probe_ceiling/supervised_ceiling.py --probe houston_vs_copenhagen --seeds 0 1 2 \\
+        --json experiments/probe_ceiling/houston_vs_copenhagen.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from citygen import settings
+from citygen.data.dataset import CityTileDataset
+from citygen.workflows.compare import PROBES, city_group, probe_tiles
+
+BANDS = ("streets", "buildings", "valid")
+
+
+class RandomCrops(Dataset):
+    """Endless random crops of preloaded tiles, each rotated by a multiple of 90 degrees and maybe flipped."""
+
+    def __init__(self, images: Tensor, labels: Tensor, *, size: int, length: int, seed: int) -> None:
+        self.images, self.labels, self.size, self.length = images, labels, size, length
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, _: int) -> tuple[Tensor, Tensor]:
+        i = int(self.rng.integers(len(self.images)))
+        r, c = self.rng.integers(0, self.images.shape[-1] - self.size + 1, 2)
+        crop = torch.rot90(self.images[i, :, r : r + self.size, c : c + self.size], int(self.rng.integers(4)), (1, 2))
+        return (crop.flip(2) if self.rng.random() < 0.5 else crop), self.labels[i]
+
+
+class CityClassifier(L.LightningModule):
+    """Four conv stages, global average pooling, a linear layer: a fully convolutional classifier."""
+
+    def __init__(self, in_channels: int, classes: int, class_weights: Tensor, lr: float = 1e-3) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["class_weights"])
+        self.register_buffer("class_weights", class_weights)
+
+        def stage(i: int, o: int) -> nn.Module:
+            return nn.Sequential(
+                *(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()),
+                *(nn.Conv2d(o, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()),
+                nn.MaxPool2d(2),
+            )
+
+        self.net = nn.Sequential(
+            stage(in_channels, 16), stage(16, 32), stage(32, 64), stage(64, 64),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(64, classes),
+        )  # fmt: skip
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        loss = F.cross_entropy(self(x), y, weight=self.class_weights)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=1e-3)
+
+    @torch.no_grad()
+    def predict_tiles(self, images: Tensor, batch_size: int = 16) -> Tensor:
+        """Class probabilities of whole tiles, averaged over their four rotations."""
+        self.eval()
+        out = []
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].to(self.device)
+            out.append(torch.stack([self(torch.rot90(x, k, (2, 3))).softmax(1) for k in range(4)]).mean(0).cpu())
+        return torch.cat(out)
+
+
+def load_split(dataset: CityTileDataset, frame, split: str, labels: list[str]) -> tuple[Tensor, Tensor, list[str]]:
+    rows = frame[(frame["split"] == split) & frame["group"].isin(labels)]
+    images = torch.stack([dataset[int(i)]["image"] for i in rows["_row"]])
+    return images, torch.tensor([labels.index(g) for g in rows["group"]]), list(rows["tile_id"])
+
+
+def run(probe: str, *, data: Path, seed: int, steps: int, crop: int) -> dict:
+    dataset = CityTileDataset(data, bands=list(BANDS))
+    tiles = dataset.tiles.assign(group=dataset.tiles["city"].map(city_group))
+    frame, labels = probe_tiles(tiles, PROBES[probe])
+    x_train, y_train, _ = load_split(dataset, frame, "train", labels)
+    x_test, y_test, test_ids = load_split(dataset, frame, "test", labels)
+    L.seed_everything(seed)
+    counts = torch.bincount(y_train, minlength=len(labels)).float()
+    model = CityClassifier(len(BANDS), len(labels), class_weights=counts.sum() / (len(labels) * counts))
+    crops = RandomCrops(x_train, y_train, size=crop, length=steps * 32, seed=seed)
+    trainer = L.Trainer(accelerator="auto", devices=1, max_steps=steps, logger=False, enable_checkpointing=False)
+    trainer.fit(model, DataLoader(crops, batch_size=32))
+    probabilities = model.predict_tiles(x_test)
+    predicted = probabilities.argmax(1)
+    return {
+        "probe": probe,
+        "seed": seed,
+        "steps": steps,
+        "cities": labels,
+        "n_train": len(y_train),
+        "n_test": len(y_test),
+        "test_accuracy": float((predicted == y_test).float().mean()),
+        "chance": float(torch.bincount(y_test).max() / len(y_test)),
+        "missed": [t for t, p, y in zip(test_ids, predicted, y_test, strict=True) if p != y],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--probe", choices=sorted(PROBES), default="houston_vs_copenhagen")
+    parser.add_argument("--data", type=Path, default=settings.data_dir())
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--crop", type=int, default=160, help="training crop side in pixels")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    runs = [run(args.probe, data=args.data, seed=s, steps=args.steps, crop=args.crop) for s in args.seeds]
+    accuracies = [r["test_accuracy"] for r in runs]
+    summary = {"runs": runs, "mean_test_accuracy": float(np.mean(accuracies)), "test_accuracies": accuracies}
+    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
