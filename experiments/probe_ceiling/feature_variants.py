@@ -27,7 +27,7 @@ from sklearn.model_selection import GroupKFold
 
 from citygen import settings
 from citygen.data.dataset import CityTileDataset
-from citygen.models.texture import STAT_OFFSETS, latent_statistics, mapped_cells
+from citygen.models.texture import latent_statistics, mapped_cells, offsets_within
 from citygen.workflows import compare
 from citygen.workflows.checkpoints import load_task
 
@@ -48,16 +48,11 @@ def encoded(task, dataset: CityTileDataset, *, scale: int = 1, view: int = 0, ba
         h, parts = x, []
         for layer in encoder.features:
             h = layer(h)
-            if id(layer) in stage_ends:
-                w = mapped_cells(valid, x.shape[-1] // h.shape[-1]).float()
-                w = torch.where(w.sum((1, 2, 3), keepdim=True) > 0, w, torch.ones_like(w))
-                mean = (h * w).sum((2, 3)) / w.sum((2, 3))
-                spread = (((h - mean[..., None, None]) ** 2) * w).sum((2, 3)) / w.sum((2, 3))
-                parts += [mean, spread.sqrt()]
+            if id(layer) in stage_ends:  # mean and spread over the mapped cells (no code products)
+                parts.append(latent_statistics(h, mapped_cells(valid, x.shape[-1] // h.shape[-1]), offsets=()))
         latent_map = encoder.head(h)
         mapped = mapped_cells(valid, factor)
-        offsets = tuple(o for o in STAT_OFFSETS if max(map(abs, o)) < latent_map.shape[-1])
-        stats.append(latent_statistics(latent_map, mapped, offsets=offsets).numpy())
+        stats.append(latent_statistics(latent_map, mapped, offsets=offsets_within(latent_map.shape[-1])).numpy())
         stages.append(torch.cat(parts, 1).numpy())
         maps.append(latent_map.numpy())
         cells.append(mapped[:, 0].numpy())
