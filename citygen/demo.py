@@ -215,7 +215,7 @@ def demo_report(
     }
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=str))
-    from citygen.workflows.compare import format_interval
+    from citygen.workflows.compare import probe_table
 
     lines = ["# citygen demo report", "", f"Dataset: `{data}`. ![sample tiles]({Path(picture).name})", ""]
     lines += [
@@ -226,17 +226,9 @@ def demo_report(
         "intervals in brackets. Houston vs Copenhagen compares drive networks with drive networks. Baseline rows:",
         "the same probes on each tile's urban metrics instead of its latent vector.",
         "",
-        "| probe | test accuracy | chance | block-CV accuracy | chance | test / CV tiles |",
-        "|---|---|---|---|---|---|",
     ]
-    rows = [*comparison["probes"].items()]
-    rows += [(f"{name} (urban-metrics baseline)", p) for name, p in report["probes_metrics_baseline"].items()]
-    for name, probe in rows:
-        lines.append(
-            f"| {name} | {_fmt(probe['accuracy'])}{format_interval(probe, 'accuracy_ci95')} | {_fmt(probe['chance'])} | "
-            f"{_fmt(probe.get('cv_accuracy'))}{format_interval(probe, 'cv_accuracy_ci95')} | "
-            f"{_fmt(probe.get('cv_chance'))} | {probe.get('n_test', '')} / {probe.get('n_cv', '')} |"
-        )
+    baseline = {f"{name} (urban-metrics baseline)": p for name, p in report["probes_metrics_baseline"].items()}
+    lines += probe_table({**comparison["probes"], **baseline})
     lines += ["", "![tiles](compare/tiles_pca.png) ![neighbours](compare/nearest_neighbours.png)", ""]
     lines += ["## Reconstruction (test split)", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in report["reconstruction"].items()]

@@ -97,7 +97,7 @@ def load_split(dataset: CityTileDataset, frame, split: str, labels: list[str]) -
     return images, torch.tensor([labels.index(g) for g in rows["group"]]), list(rows["tile_id"])
 
 
-def run(probe: str, *, data: Path, seed: int, steps: int, crop: int) -> dict:
+def run(probe: str, *, data: Path, seed: int, steps: int, crop: int, class_weighted: bool = True) -> dict:
     dataset = CityTileDataset(data, bands=list(BANDS))
     tiles = dataset.tiles.assign(group=dataset.tiles["city"].map(city_group))
     frame, labels = probe_tiles(tiles, PROBES[probe])
@@ -105,7 +105,8 @@ def run(probe: str, *, data: Path, seed: int, steps: int, crop: int) -> dict:
     x_test, y_test, test_ids = load_split(dataset, frame, "test", labels)
     L.seed_everything(seed)
     counts = torch.bincount(y_train, minlength=len(labels)).float()
-    model = CityClassifier(len(BANDS), len(labels), class_weights=counts.sum() / (len(labels) * counts))
+    weights = counts.sum() / (len(labels) * counts) if class_weighted else torch.ones(len(labels))
+    model = CityClassifier(len(BANDS), len(labels), class_weights=weights)
     crops = RandomCrops(x_train, y_train, size=crop, length=steps * 32, seed=seed)
     trainer = L.Trainer(accelerator="auto", devices=1, max_steps=steps, logger=False, enable_checkpointing=False)
     trainer.fit(model, DataLoader(crops, batch_size=32))
@@ -115,6 +116,7 @@ def run(probe: str, *, data: Path, seed: int, steps: int, crop: int) -> dict:
         "probe": probe,
         "seed": seed,
         "steps": steps,
+        "class_weighted": class_weighted,
         "cities": labels,
         "n_train": len(y_train),
         "n_test": len(y_test),
@@ -131,9 +133,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--crop", type=int, default=160, help="training crop side in pixels")
+    parser.add_argument(
+        "--class-weights",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="weight the loss by inverse city frequency (off: plain cross-entropy, as the accuracy counts tiles)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    runs = [run(args.probe, data=args.data, seed=s, steps=args.steps, crop=args.crop) for s in args.seeds]
+    runs = [
+        run(args.probe, data=args.data, seed=s, steps=args.steps, crop=args.crop, class_weighted=args.class_weights)
+        for s in args.seeds
+    ]
     accuracies = [r["test_accuracy"] for r in runs]
     summary = {"runs": runs, "mean_test_accuracy": float(np.mean(accuracies)), "test_accuracies": accuracies}
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
