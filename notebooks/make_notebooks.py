@@ -15,7 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "offline")  # W&B runs stay on disk unless you set WANDB_MODE=online
 REPO = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
-WORK = Path(os.environ.get("CITYGEN_NOTEBOOK_DIR", tempfile.mkdtemp(prefix="citygen-nb-")))
+WORK = Path(os.environ.get("CITYGEN_NOTEBOOK_DIR") or tempfile.mkdtemp(prefix="citygen-nb-"))
 os.environ["CITYGEN_RUNS_DIR"] = str(WORK / "runs")  # this notebook's training runs
 print("working in", WORK)"""
 
@@ -119,7 +119,9 @@ NOTEBOOKS = {
             "# 03 Generate layouts from target parameters\n\n"
             "Train a small parameter-conditioned pix2pix model on cities with streets, buildings and green space, "
             "ask it for layouts with a given building coverage, intersection density and green share, and "
-            "measure what it delivers with the metric suite. Small settings: expect rough layouts; "
+            "measure what it delivers with the metric suite. Building coverage and green share are met exactly "
+            "by the share constraint, intersection density by a search of each candidate's street threshold "
+            "(`street_search`); how the layouts look is up to the generator. Small settings: expect rough layouts; "
             "`configs/experiments/pix2pix_full.yaml` is the GPU-sized run. "
             "Map data (c) OpenStreetMap contributors, ODbL 1.0."
         ),
@@ -153,13 +155,22 @@ NOTEBOOKS = {
 }
 
 
-def main() -> None:
+def main(out: Path = HERE) -> None:
+    """Write every notebook to ``out`` with stable cell ids, formatted by ruff, so a rerun changes no line."""
+    import subprocess
+    import sys
+
     for name, cells in NOTEBOOKS.items():
+        for number, cell in enumerate(cells):
+            cell.id = f"{Path(name).stem[:2]}-{number:02d}"
         notebook = new_notebook(
             cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
         )
-        nbformat.write(notebook, HERE / name)
-        print("wrote", HERE / name)
+        nbformat.write(notebook, out / name)
+        print("wrote", out / name)
+    settings = ["--config", str(HERE.parent / "pyproject.toml")]  # the project's line length, wherever `out` is
+    paths = [str(out / n) for n in NOTEBOOKS]
+    subprocess.run([sys.executable, "-m", "ruff", "format", "-q", *settings, *paths], check=True)
 
 
 if __name__ == "__main__":

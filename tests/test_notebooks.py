@@ -1,0 +1,32 @@
+"""The example notebooks are stored without outputs and are exactly what ``notebooks/make_notebooks.py`` writes.
+
+(They run as tests themselves: ``pytest --nbmake notebooks``.)"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import nbformat
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def test_notebooks_are_stored_without_outputs() -> None:
+    paths = sorted(NOTEBOOKS.glob("*.ipynb"))
+    assert [p.name[:3] for p in paths] == ["01_", "02_", "03_"]
+    for path in paths:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, f"{path.name} cell {cell.id} has outputs"
+
+
+def test_notebooks_match_their_generator(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("make_notebooks", NOTEBOOKS / "make_notebooks.py")
+    assert spec is not None and spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    generator.main(tmp_path)
+    for name in generator.NOTEBOOKS:
+        written, stored = (tmp_path / name).read_text(), (NOTEBOOKS / name).read_text()
+        assert written == stored, f"{name} differs from make_notebooks.py: edit the generator and rerun it"
