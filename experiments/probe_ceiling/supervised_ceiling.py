@@ -4,8 +4,9 @@ The probes of `citygen compare` are linear classifiers on an autoencoder's laten
 a city label. This script trains a small supervised CNN on the very tiles and splits the probes use (same
 selection, `citygen.workflows.compare.probe_tiles`) and scores it on the same spatially held-out test tiles:
 a rough ceiling for what the shipped sample data allows. Training sees random 160 px crops of the train
-tiles with rotations and flips; a test tile is classified whole (mean of its four rotations). The figure
-is the test accuracy after the last step: no step or seed is chosen by the test split.
+tiles with rotations and flips (`citygen.datamodules.TileCrops`); a test tile is classified whole (mean of
+its four rotations). The figure is the test accuracy after the last step: no step or seed is chosen by the
+test split.
 
     python experiments/probe_ceiling/supervised_ceiling.py --probe houston_vs_copenhagen --seeds 0 1 2 \\
         --json experiments/probe_ceiling/houston_vs_copenhagen.json
@@ -19,33 +20,18 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from citygen import settings
 from citygen.data.dataset import CityTileDataset
+from citygen.datamodules import EpochSampler, TileCrops
 from citygen.workflows.compare import PROBES, city_group, probe_tiles
 
 BANDS = ("streets", "buildings", "valid")
-
-
-class RandomCrops(Dataset):
-    """Endless random crops of preloaded tiles, each rotated by a multiple of 90 degrees and maybe flipped."""
-
-    def __init__(self, images: Tensor, labels: Tensor, *, size: int, length: int, seed: int) -> None:
-        self.images, self.labels, self.size, self.length = images, labels, size, length
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, _: int) -> tuple[Tensor, Tensor]:
-        i = int(self.rng.integers(len(self.images)))
-        r, c = self.rng.integers(0, self.images.shape[-1] - self.size + 1, 2)
-        crop = torch.rot90(self.images[i, :, r : r + self.size, c : c + self.size], int(self.rng.integers(4)), (1, 2))
-        return (crop.flip(2) if self.rng.random() < 0.5 else crop), self.labels[i]
 
 
 class CityClassifier(L.LightningModule):
@@ -91,25 +77,38 @@ class CityClassifier(L.LightningModule):
         return torch.cat(out)
 
 
-def load_split(dataset: CityTileDataset, frame, split: str, labels: list[str]) -> tuple[Tensor, Tensor, list[str]]:
+def split_rows(frame: pd.DataFrame, split: str, labels: list[str]) -> tuple[pd.DataFrame, Tensor]:
+    """The probe's tiles of one split and their city indices."""
     rows = frame[(frame["split"] == split) & frame["group"].isin(labels)]
-    images = torch.stack([dataset[int(i)]["image"] for i in rows["_row"]])
-    return images, torch.tensor([labels.index(g) for g in rows["group"]]), list(rows["tile_id"])
+    return rows, torch.tensor([labels.index(g) for g in rows["group"]])
+
+
+def training_crops(data: Path, rows: pd.DataFrame, labels: list[str], *, crop: int, seed: int) -> DataLoader:
+    """Batches of ``(image, city index)``: one random crop of every train tile per epoch, with random
+    rotations and flips (``citygen.datamodules.TileCrops``, repeatable from ``(seed, epoch, tile)``)."""
+    crops = TileCrops(data, rows.drop(columns="geometry"), BANDS, crop, augment=True, rotate90=True, seed=seed)
+
+    def image_and_label(samples: list[dict]) -> tuple[Tensor, Tensor]:
+        images = torch.stack([s["image"] for s in samples])
+        return images, torch.tensor([labels.index(city_group(s["city"])) for s in samples])
+
+    sampler = EpochSampler(len(crops), seed=seed)
+    return DataLoader(crops, batch_size=32, sampler=sampler, collate_fn=image_and_label, drop_last=len(crops) > 32)
 
 
 def run(probe: str, *, data: Path, seed: int, steps: int, crop: int, class_weighted: bool = True) -> dict:
     dataset = CityTileDataset(data, bands=list(BANDS))
     tiles = dataset.tiles.assign(group=dataset.tiles["city"].map(city_group))
     frame, labels = probe_tiles(tiles, PROBES[probe])
-    x_train, y_train, _ = load_split(dataset, frame, "train", labels)
-    x_test, y_test, test_ids = load_split(dataset, frame, "test", labels)
+    train, y_train = split_rows(frame, "train", labels)
+    test, y_test = split_rows(frame, "test", labels)
+    x_test = torch.stack([dataset[int(i)]["image"] for i in test["_row"]])
     L.seed_everything(seed)
     counts = torch.bincount(y_train, minlength=len(labels)).float()
     weights = counts.sum() / (len(labels) * counts) if class_weighted else torch.ones(len(labels))
     model = CityClassifier(len(BANDS), len(labels), class_weights=weights)
-    crops = RandomCrops(x_train, y_train, size=crop, length=steps * 32, seed=seed)
     trainer = L.Trainer(accelerator="auto", devices=1, max_steps=steps, logger=False, enable_checkpointing=False)
-    trainer.fit(model, DataLoader(crops, batch_size=32))
+    trainer.fit(model, training_crops(data, train, labels, crop=crop, seed=seed))
     probabilities = model.predict_tiles(x_test)
     predicted = probabilities.argmax(1)
     return {
@@ -120,9 +119,10 @@ def run(probe: str, *, data: Path, seed: int, steps: int, crop: int, class_weigh
         "cities": labels,
         "n_train": len(y_train),
         "n_test": len(y_test),
+        "train_loss": float(trainer.callback_metrics["train/loss"]),  # of the last batch
         "test_accuracy": float((predicted == y_test).float().mean()),
         "chance": float(torch.bincount(y_test).max() / len(y_test)),
-        "missed": [t for t, p, y in zip(test_ids, predicted, y_test, strict=True) if p != y],
+        "missed": [t for t, p, y in zip(test["tile_id"], predicted, y_test, strict=True) if p != y],
     }
 
 
