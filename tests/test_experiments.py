@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
+import runpy
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
-def load_script(relative: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(Path(relative).stem, EXPERIMENTS / relative)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_supervised_ceiling_trains_on_the_probe_tiles_and_repeats(built_samples: Path) -> None:
     from citygen.data.dataset import read_tile_index
 
-    ceiling = load_script("probe_ceiling/supervised_ceiling.py")
-    first, again = (
-        ceiling.run("houston_vs_copenhagen", data=built_samples, seed=3, steps=3, crop=64) for _ in range(2)
-    )
+    run = runpy.run_path(str(EXPERIMENTS / "probe_ceiling" / "supervised_ceiling.py"))["run"]
+    first, again = (run("houston_vs_copenhagen", data=built_samples, seed=3, steps=3, crop=64) for _ in range(2))
     tiles = read_tile_index(built_samples)
     houston_or_copenhagen = tiles["city"].isin(["houston_montrose", "cph_vesterbro"])
     assert math.isfinite(first["train_loss"])

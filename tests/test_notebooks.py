@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import runpy
 from pathlib import Path
 
 import nbformat
@@ -22,11 +22,8 @@ def test_notebooks_are_stored_without_outputs() -> None:
 
 
 def test_notebooks_match_their_generator(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("make_notebooks", NOTEBOOKS / "make_notebooks.py")
-    assert spec is not None and spec.loader is not None
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
-    generator.main(tmp_path)
-    for name in generator.NOTEBOOKS:
+    generator = runpy.run_path(str(NOTEBOOKS / "make_notebooks.py"))
+    generator["main"](tmp_path)
+    for name in generator["NOTEBOOKS"]:
         written, stored = (tmp_path / name).read_text(), (NOTEBOOKS / name).read_text()
         assert written == stored, f"{name} differs from make_notebooks.py: edit the generator and rerun it"

@@ -83,14 +83,16 @@ def split_rows(frame: pd.DataFrame, split: str, labels: list[str]) -> tuple[pd.D
     return rows, torch.tensor([labels.index(g) for g in rows["group"]])
 
 
-def training_crops(data: Path, rows: pd.DataFrame, labels: list[str], *, crop: int, seed: int) -> DataLoader:
-    """Batches of ``(image, city index)``: one random crop of every train tile per epoch, with random
-    rotations and flips (``citygen.datamodules.TileCrops``, repeatable from ``(seed, epoch, tile)``)."""
+def training_crops(data: Path, rows: pd.DataFrame, y: Tensor, *, crop: int, seed: int) -> DataLoader:
+    """Batches of ``(image, city index)``: one random crop of every train tile (``rows``, city indices ``y``)
+    per epoch, with random rotations and flips (``citygen.datamodules.TileCrops``, repeatable from
+    ``(seed, epoch, tile)``)."""
     crops = TileCrops(data, rows.drop(columns="geometry"), BANDS, crop, augment=True, rotate90=True, seed=seed)
+    label_of_tile = dict(zip(rows["tile_id"], y.tolist(), strict=True))
 
     def image_and_label(samples: list[dict]) -> tuple[Tensor, Tensor]:
         images = torch.stack([s["image"] for s in samples])
-        return images, torch.tensor([labels.index(city_group(s["city"])) for s in samples])
+        return images, torch.tensor([label_of_tile[s["tile_id"]] for s in samples])
 
     sampler = EpochSampler(len(crops), seed=seed)
     return DataLoader(crops, batch_size=32, sampler=sampler, collate_fn=image_and_label, drop_last=len(crops) > 32)
@@ -108,7 +110,7 @@ def run(probe: str, *, data: Path, seed: int, steps: int, crop: int, class_weigh
     weights = counts.sum() / (len(labels) * counts) if class_weighted else torch.ones(len(labels))
     model = CityClassifier(len(BANDS), len(labels), class_weights=weights)
     trainer = L.Trainer(accelerator="auto", devices=1, max_steps=steps, logger=False, enable_checkpointing=False)
-    trainer.fit(model, training_crops(data, train, labels, crop=crop, seed=seed))
+    trainer.fit(model, training_crops(data, train, y_train, crop=crop, seed=seed))
     probabilities = model.predict_tiles(x_test)
     predicted = probabilities.argmax(1)
     return {
