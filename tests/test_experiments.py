@@ -25,3 +25,6 @@ def test_supervised_ceiling_trains_on_the_probe_tiles_and_repeats(built_samples:
     assert first["n_test"] == len(test_ids) and set(first["missed"]) <= test_ids
     assert first["test_accuracy"] == pytest.approx(1 - len(first["missed"]) / first["n_test"])
     assert again == first  # crops, flips and initialisation all follow the seed
+    assert first["lr_schedule"] == "cosine"
+    constant = run("houston_vs_copenhagen", data=built_samples, seed=3, steps=3, crop=64, lr_schedule="constant")
+    assert constant["lr_schedule"] == "constant" and constant["train_loss"] != first["train_loss"]
