@@ -172,8 +172,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    options = {"steps": args.steps, "crop": args.crop, "class_weighted": args.class_weights}
-    runs = [run(args.probe, data=args.data, seed=s, lr_schedule=args.lr_schedule, **options) for s in args.seeds]
+    options = {
+        "steps": args.steps,
+        "crop": args.crop,
+        "class_weighted": args.class_weights,
+        "lr_schedule": args.lr_schedule,
+    }
+    runs = [run(args.probe, data=args.data, seed=s, **options) for s in args.seeds]
     accuracies = [r["test_accuracy"] for r in runs]
     summary = {"runs": runs, "mean_test_accuracy": float(np.mean(accuracies)), "test_accuracies": accuracies}
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
