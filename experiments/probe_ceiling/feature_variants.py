@@ -8,7 +8,10 @@ Each variant replaces (or extends) the `latent` column of an embeddings table an
 - mean and spread of every encoder stage's activations (as a supervised network's global pooling);
 - a bag of latent codes: k-means (k = 128) on the latent cells of train tiles, a histogram per tile;
 - the probe trained on all 8 rotations and flips of each train tile, with predictions averaged over the 8
-  views of a test tile.
+  views of a test tile;
+- a control: the shipped statistics from an encoder of the same architecture with random weights (the
+  checkpoint's initialisation, seed 0), its batch-norm statistics measured on the train tiles: how much of
+  each probe the training itself earns.
 
     python experiments/probe_ceiling/feature_variants.py --ckpt CKPT --embeddings embeddings.parquet
 """
@@ -16,6 +19,7 @@ Each variant replaces (or extends) the `latent` column of an embeddings table an
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,7 @@ from sklearn.model_selection import GroupKFold
 
 from citygen import settings
 from citygen.data.dataset import CityTileDataset
+from citygen.models import init_weights
 from citygen.models.texture import latent_statistics, mapped_cells, offsets_within
 from citygen.workflows import compare
 from citygen.workflows.checkpoints import load_task
@@ -59,6 +64,26 @@ def encoded(task, dataset: CityTileDataset, *, scale: int = 1, view: int = 0, ba
     return tuple(np.concatenate(a).astype(np.float64) for a in (stats, stages, maps, cells))
 
 
+def random_weights(task, dataset: CityTileDataset, train: np.ndarray, *, seed: int = 0, batch: int = 32):
+    """A copy of ``task`` with freshly initialised weights. Its batch norms get the mean and variance of their
+    inputs over the ``train`` tiles (averaged over batches of ``batch`` tiles, one pass), as a trained
+    model's hold those of its training crops: random weights with the running statistics of the
+    checkpoint would scale every layer wrongly."""
+    torch.manual_seed(seed)
+    control = copy.deepcopy(task)
+    init_weights(control.net, task.hparams.init_type, task.hparams.init_gain)
+    norms = [m for m in control.net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over every batch seen
+    rows = np.flatnonzero(train)
+    control.net.encoder.train()
+    for start in range(0, len(rows), batch):
+        images = torch.stack([dataset[int(i)]["image"] for i in rows[start : start + batch]])
+        control.net.encode_map(images[:, :-1])
+    return control.eval()
+
+
 def bag_of_codes(maps: np.ndarray, cells: np.ndarray, train: np.ndarray, k: int = 128) -> np.ndarray:
     tiles, channels = maps.shape[:2]
     codes = maps.transpose(0, 2, 3, 1).reshape(tiles, -1, channels)
@@ -88,35 +113,52 @@ def view_probe(table: pd.DataFrame, views: np.ndarray, groups) -> tuple[float, f
     return test_accuracy, float((predicted == y).mean())
 
 
+def probe_table(embeddings: Path, dataset: CityTileDataset) -> tuple[pd.DataFrame, np.ndarray]:
+    """The embeddings table of ``dataset`` (in its tile order) with each tile's city group, and its train rows."""
+    table = compare.load_embeddings(embeddings).reset_index(drop=True)
+    if list(table["tile_id"]) != list(dataset.tiles["tile_id"]):
+        raise SystemExit("the embeddings were not written from --data")
+    table["group"] = table["city"].map(compare.city_group)
+    return table, (table["split"] == "train").to_numpy()
+
+
+def print_rows(table: pd.DataFrame, variants: dict[str, np.ndarray]) -> None:
+    for name, z in variants.items():
+        probes = {p: compare.linear_probe(table, z, g) for p, g in compare.PROBES.items()}
+        figures = [probes[p][k] for p in compare.PROBES for k in ("accuracy", "cv_accuracy")]
+        print(f"| {name} | " + " | ".join(f"{f:.3f}" for f in figures) + " |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", type=Path, required=True)
     parser.add_argument("--embeddings", type=Path, required=True, help="`citygen embed` output of --ckpt")
     parser.add_argument("--data", type=Path, default=settings.data_dir())
+    parser.add_argument("--control-only", action="store_true", help="the shipped vector and the random control")
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
     task, _ = load_task(args.ckpt, expected="AutoencoderTask")
     dataset = CityTileDataset(args.data, bands=[*task.bands, "valid"])
-    table = compare.load_embeddings(args.embeddings).reset_index(drop=True)
-    if list(table["tile_id"]) != list(dataset.tiles["tile_id"]):
-        raise SystemExit("the embeddings were not written from --data")
-    table["group"] = table["city"].map(compare.city_group)
+    table, train = probe_table(args.embeddings, dataset)
+    print("| tile vector | H vs C test | H vs C block-CV | all test | all block-CV |\n|---|---|---|---|---|")
+    print_rows(table, {"shipped (latent-map statistics)": compare.latent_matrix(table)})
+    control, *_ = encoded(random_weights(task, dataset, train), dataset)
+    print_rows(table, {"control: same architecture, random weights": control})
+    if args.control_only:
+        return
     stats, stages, maps, cells = encoded(task, dataset)
     half, *_ = encoded(task, dataset, scale=2)
-    codes = bag_of_codes(maps, cells, (table["split"] == "train").to_numpy())
-    variants = {
-        "shipped (latent-map statistics)": compare.latent_matrix(table),
-        "+ statistics at half resolution": np.hstack([stats, half]),
-        "encoder-stage mean and spread": stages,
-        "+ encoder-stage mean and spread": np.hstack([stats, stages]),
-        "bag of codes (k=128)": codes,
-        "+ bag of codes (k=128)": np.hstack([stats, codes]),
-    }
-    print("| tile vector | H vs C test | H vs C block-CV | all test | all block-CV |\n|---|---|---|---|---|")
-    for name, z in variants.items():
-        probes = {p: compare.linear_probe(table, z, g) for p, g in compare.PROBES.items()}
-        figures = [probes[p][k] for p in compare.PROBES for k in ("accuracy", "cv_accuracy")]
-        print(f"| {name} | " + " | ".join(f"{f:.3f}" for f in figures) + " |", flush=True)
+    codes = bag_of_codes(maps, cells, train)
+    print_rows(
+        table,
+        {
+            "+ statistics at half resolution": np.hstack([stats, half]),
+            "encoder-stage mean and spread": stages,
+            "+ encoder-stage mean and spread": np.hstack([stats, stages]),
+            "bag of codes (k=128)": codes,
+            "+ bag of codes (k=128)": np.hstack([stats, codes]),
+        },
+    )
     views = np.stack([stats] + [encoded(task, dataset, view=v)[0] for v in range(1, 8)])
     figures = [f for g in compare.PROBES.values() for f in view_probe(table, views, g)]
     print("| probe on 8 rotations/flips, averaged | " + " | ".join(f"{f:.3f}" for f in figures) + " |")
