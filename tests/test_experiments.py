@@ -44,9 +44,8 @@ def test_random_weights_control_reinitialises_a_copy_and_measures_its_batch_norm
     control = variants["random_weights"](task, dataset, train, seed=1)
     assert all(torch.equal(v, task.state_dict()[k]) for k, v in before.items())  # the task itself is untouched
     assert not control.training
-    first_conv = control.net.encoder.features[0]
-    assert not torch.equal(first_conv.weight, task.net.encoder.features[0].weight)
     layers = control.net.encoder.features
+    assert not torch.equal(layers[0].weight, task.net.encoder.features[0].weight)
     norm_at = next(i for i, m in enumerate(layers) if isinstance(m, torch.nn.BatchNorm2d))
     norm = layers[norm_at]
     rows = train.nonzero()[0]

@@ -21,7 +21,7 @@ from citygen.data.dataset import CityTileDataset
 from citygen.tasks import AutoencoderTask
 
 VARIANTS = Path(__file__).with_name("feature_variants.py")
-# (encoder widths, latent channels per cell): cells of 4, 8 and 16 m at 2 m/px
+# (encoder widths, latent channels per cell): cells of 2, 4 and 8 pixels (4, 8 and 16 m at 2 m/px)
 SHAPES = (((32,), 8), ((32, 64), 8), ((32, 64), 16), ((32, 64, 128), 8), ((32, 64, 128), 16))
 
 
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_grad_enabled(False)
     dataset = CityTileDataset(args.data, bands=["streets", "buildings", "valid"])
     table, train = variants["probe_table"](args.embeddings, dataset)
+    pixel_m = float(dataset.tiles["resolution"].iloc[0])
     print("| random encoder | H vs C test | H vs C block-CV | all test | all block-CV |\n|---|---|---|---|---|")
     for widths, channels in SHAPES:
         cells = 64 // 2 ** len(widths)
@@ -43,8 +44,8 @@ def main(argv: list[str] | None = None) -> None:
             latent_dim=cells * cells * channels,
         )  # fmt: skip
         stats, *_ = variants["encoded"](variants["random_weights"](task, dataset, train, seed=args.seed), dataset)
-        cell_m = 2 * 2 ** len(widths)
-        variants["print_rows"](table, {f"{cell_m} m cells x {channels} channels": stats})
+        cell_m = pixel_m * 2 ** len(widths)
+        variants["print_rows"](table, {f"{cell_m:g} m cells x {channels} channels": stats})
 
 
 if __name__ == "__main__":
