@@ -78,5 +78,10 @@ def main(args: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; no partial outputs were kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and friends: stop quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except SystemExit as exc:  # argparse/jsonargparse exit on bad options
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)

@@ -4,6 +4,8 @@
   experiment configs read from (default ``./data/processed``).
 - ``CITYGEN_CACHE_DIR``: downloads from OpenStreetMap (default ``~/.cache/citygen``).
 - ``CITYGEN_RUNS_DIR``: training runs and reports (default ``./runs``).
+- ``CITYGEN_CORPUS_DIR``: the research corpus registry and files (default: ``data_pipelines/corpus`` of the
+  checkout citygen runs from, else of the working directory).
 """
 
 from __future__ import annotations
@@ -32,3 +34,16 @@ def cache_dir() -> Path:
 
 def runs_dir() -> Path:
     return Path(os.environ.get("CITYGEN_RUNS_DIR", "runs"))
+
+
+def repo_root() -> Path | None:
+    """The repository checkout holding the package (editable installs), else None."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() and (root / "data_pipelines").is_dir() else None
+
+
+def corpus_dir() -> Path:
+    if "CITYGEN_CORPUS_DIR" in os.environ:
+        return Path(os.environ["CITYGEN_CORPUS_DIR"])
+    root = repo_root()
+    return (root if root is not None else Path.cwd()) / "data_pipelines" / "corpus"

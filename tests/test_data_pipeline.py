@@ -59,8 +59,8 @@ def test_registry_has_houston_copenhagen_and_every_city() -> None:
     ):
         assert city in cities
     for sample in list_samples():
-        for path, _ in sample.files:
-            assert (ROOT / "citygen" / "samples" / path).is_file(), path
+        for item in sample.files:
+            assert (ROOT / "citygen" / "samples" / item.path).is_file(), item.path
     config_ids = {s.id for s in load_config(ROOT / "configs" / "data" / "samples.yaml")}
     assert config_ids == ids
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import rasterio
 
@@ -133,6 +134,91 @@ def test_embed_and_compare(tiny_models: dict[str, Path], built_samples: Path, tm
     assert "Baseline: the same probes" in (tmp_path / "report" / "report.md").read_text()
     for figure in report["figures"].values():
         assert (tmp_path / "report" / figure).stat().st_size > 5000
+
+    # the random-weights control and a groups file: the leave-one-city-out probe on three vectors
+    control = tmp_path / "control.parquet"
+    assert main(["embed", "--ckpt", str(tiny_models["ae"]), "--data", str(built_samples), "--out", str(control),
+                 "--workers", "1", "--control", "random"]) == 0  # fmt: skip
+    assert not np.allclose(np.stack(gpd.read_parquet(control)["latent"]), np.stack(table["latent"]))
+    groups = tmp_path / "groups.yaml"
+    groups.write_text(
+        "probe: [car_centric, walkable]\npairs: {houston_vs_copenhagen: [Houston, Copenhagen]}\ngroups:\n"
+        "  car_centric: {rule: r, source: s, places: [houston_montrose, houston_museum_district]}\n"
+        "  walkable: {rule: r, source: s, places: [cph_vesterbro, cph_indre_by_buildings, helsinki_center]}\n"
+    )
+    out = tmp_path / "grouped"
+    args = ["compare", "--embeddings", str(embeddings), "--out", str(out), "--groups", str(groups), "--control", str(control)]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    loco = report["group_probe"]
+    assert set(loco) == {"latent", "urban_metrics", "random_encoder"}
+    # Houston cannot be held out (its group would vanish from training): Copenhagen and Helsinki are scored
+    assert [row["city"] for row in loco["latent"]["cities"]] == ["Copenhagen", "Helsinki"]
+    assert all(row["group"] == "walkable" and row["tiles"] > 0 for row in loco["latent"]["cities"])
+    assert report["city_level_distances"] and (out / "city_dendrogram.png").stat().st_size > 5000
+    assert "Leave-one-city-out group probe" in (out / "report.md").read_text()
+
+
+def test_compare_skips_probes_of_absent_cities(tiny_models: dict[str, Path], built_samples: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """Embeddings without Houston or Copenhagen: the named pair is skipped with a note, nothing crashes."""
+    embeddings = tmp_path / "embeddings.parquet"
+    assert main(["embed", "--ckpt", str(tiny_models["ae"]), "--data", str(built_samples), "--out", str(embeddings),
+                 "--workers", "1"]) == 0  # fmt: skip
+    table = gpd.read_parquet(embeddings)
+    table[table["city"].isin(["helsinki_center", "houston_montrose"])].to_parquet(embeddings)
+    assert main(["compare", "--embeddings", str(embeddings), "--out", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert "houston_vs_copenhagen" in report["probes_skipped"]
+    assert "skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("groups: {a: {places: [houston_montrose, no_such_place]}, b: {places: [cph_vesterbro]}}\n", "no_such_place"),
+        ("groups: {a: {places: [houston_montrose]}}\nprobe: [a]\n", "two or more"),
+        ("grups: {}\n", "no `groups`"),
+    ],
+)
+def test_bad_groups_file_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, expected: str) -> None:
+    (tmp_path / "e.parquet").write_text("not used")
+    groups = tmp_path / "groups.yaml"
+    groups.write_text(body)
+    code = main(["compare", "--embeddings", str(tmp_path / "e.parquet"), "--groups", str(groups), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_compare_refuses_embeddings_that_are_not_geoparquet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "e.csv"
+    csv.write_text("city,split,latent\nx,train,1\n")
+    assert main(["compare", "--embeddings", str(csv), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read e.csv as embeddings" in err and "Traceback" not in err
+
+
+def test_leave_one_city_out_probe_finds_separable_groups_and_not_shuffled_ones() -> None:
+    """Synthetic vectors whose group shows in one coordinate: every held-out city is placed right; with the
+    groups shuffled across cities the probe cannot do better than chance on average."""
+    import pandas as pd
+
+    from citygen.workflows.groups import Groups, leave_one_city_out
+
+    rng = np.random.default_rng(0)
+    cities = [f"c{i}" for i in range(12)]
+    group = {c: ("car_centric" if i % 2 else "walkable") for i, c in enumerate(cities)}
+    rows = np.repeat(cities, 20)
+    z = rng.normal(size=(len(rows), 6))
+    z[:, 0] += np.where([group[c] == "car_centric" for c in rows], 3.0, -3.0)
+    table = pd.DataFrame({"city": rows})
+    result = leave_one_city_out(table, z, Groups(of_place=group, probe=("car_centric", "walkable"), pairs={}))
+    assert result["accuracy"] == 1.0 and result["n_cities"] == 12 and result["chance"] == 0.5
+    shuffled = {c: group[cities[(i + 1) % 12]] if i % 3 else group[c] for i, c in enumerate(cities)}
+    noise = rng.normal(size=z.shape)
+    result = leave_one_city_out(table, noise, Groups(of_place=shuffled, probe=("car_centric", "walkable"), pairs={}))
+    assert result["accuracy"] < 0.9
 
 
 def test_city_probe_compares_like_with_like() -> None:

@@ -31,13 +31,13 @@ from citygen.data.geotiff import atomic_path, open_writer, write_window
 from citygen.data.rasterize import CityRasterizer, grid_for
 from citygen.data.sources import load_city, sha256_file
 from citygen.data.spec import CitySpec
-from citygen.data.tiles import city_tiles
+from citygen.data.tiles import city_tiles, drop_cross_city_conflicts
 from citygen.errors import CitygenError, EmptyAreaError
 
 log = logging.getLogger(__name__)
 Executor = Literal["process", "dask"]
 # Bumped whenever the meaning of the rasters changes, so earlier builds are not reused.
-RASTER_FORMAT_VERSION = "2"
+RASTER_FORMAT_VERSION = "3"
 
 
 @dataclass
@@ -103,12 +103,13 @@ def build_city(spec: CitySpec, out_dir: str | Path, *, force: bool = False) -> C
 def _build(spec: CitySpec, path: Path, key: str) -> dict[str, Any]:
     city = load_city(spec)
     timings = dict(city.timings_s)
-    grid = grid_for(city.extent, crs=city.crs, resolution=spec.resolution)
-    if grid.width < spec.tile_size or grid.height < spec.tile_size:
+    tight = grid_for(city.extent, crs=city.crs, resolution=spec.resolution)
+    if tight.width < spec.tile_size or tight.height < spec.tile_size:
         raise EmptyAreaError(
-            f"city {spec.id!r}: the area is {grid.width}x{grid.height} px, smaller than one {spec.tile_size}-px tile",
-            f"use a smaller tile_size (at most {min(grid.width, grid.height)}), a finer resolution, or a larger area",
+            f"city {spec.id!r}: the area is {tight.width}x{tight.height} px, smaller than one {spec.tile_size}-px tile",
+            f"use a smaller tile_size (at most {min(tight.width, tight.height)}), a finer resolution, or a larger area",
         )
+    grid = grid_for(city.extent, crs=city.crs, resolution=spec.resolution, snap_m=spec.tile_stride * spec.resolution)
     timings["rasterize"], timings["write"] = 0.0, 0.0
     start = time.perf_counter()
     rasterizer = CityRasterizer(city, grid, supersample=spec.supersample)
@@ -251,6 +252,11 @@ def build_dataset(
         old = gpd.read_parquet(index_path)
         frames.append(old[old["city"].isin(list(kept))])
     tiles = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=4326)
+    tiles, dropped = drop_cross_city_conflicts(tiles)
+    for result in done:
+        mine = tiles[tiles["city"] == result.city]
+        result.record["tiles"] = {split: int((mine["split"] == split).sum()) for split in ("train", "val", "test")}
+    warnings = split_warnings(tiles, [r.city for r in done])
     with atomic_path(index_path) as tmp:
         tiles.to_parquet(tmp)
     manifest = {
@@ -260,11 +266,24 @@ def build_dataset(
         "versions": package_versions(),
         "cities": {**kept, **{r.city: r.record for r in done}},
         "failed": {r.city: r.error for r in results if r.status == "failed"},
+        "tiles_dropped_cross_city": dropped,
+        "warnings": warnings,
         "timings_s": {"total": time.perf_counter() - start, "tile_index": time.perf_counter() - tile_start},
     }
     with atomic_path(manifest_path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, default=str))
     return results
+
+
+def split_warnings(tiles: pd.DataFrame, cities: Sequence[str]) -> list[str]:
+    """One line per city and split that holds no tile (a small city, or one whose blocks all drew train)."""
+    out = []
+    for city in cities:
+        mine = tiles[tiles["city"] == city]
+        for split in ("train", "val", "test"):
+            if not (mine["split"] == split).any():
+                out.append(f"{city}: no {split} tiles ({len(mine)} tiles in all)")
+    return out
 
 
 def _run(specs, out_dir, *, workers, executor, scheduler, force, progress, on_result) -> list[CityResult]:

@@ -19,8 +19,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    samples = sub.add_parser("samples", help="list the sample cities shipped with citygen")
+    samples = sub.add_parser(
+        "samples",
+        help="list the registered places: the samples shipped with citygen and the research corpus",
+        description="List every registered place (id, city, country, group, layers, area, source, licence). "
+        "Samples install with the package; the research corpus lives in the repository (data_pipelines/corpus).",
+    )
     samples.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    which = samples.add_mutually_exclusive_group()
+    which.add_argument("--corpus", action="store_true", help="only the research corpus")
+    which.add_argument("--samples-only", action="store_true", help="only the samples installed with the package")
+    samples.add_argument("--groups", type=Path, help="groups file for the `group` column (default configs/compare/groups.yaml)")
 
     build = sub.add_parser(
         "build",
@@ -112,20 +121,42 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _samples(args: argparse.Namespace) -> int:
-    from citygen.data.samples import list_samples
+    from citygen.data.samples import list_corpus, list_registered, list_samples
+    from citygen.workflows.groups import load_groups
 
-    samples = list_samples()
+    places = list_corpus() if args.corpus else list_samples() if args.samples_only else list_registered()
+    group_of = load_groups(args.groups, strict=False).of_place
+    rows = [{**s.describe(), "group": group_of.get(s.id), "area_km2": _area_km2(s)} for s in places]
     if args.json:
-        print(json.dumps([s.describe() for s in samples], indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'id':<24}{'city':<32}{'extent km':<13}{'layers':<58}source")
-    for s in samples:
-        extent = f"{s.extent_km[0]:.1f} x {s.extent_km[1]:.1f}"
-        print(f"{s.id:<24}{s.city[:31]:<32}{extent:<13}{','.join(s.layers):<58}{s.source}")
+    print(f"{'id':<24}{'city':<30}{'set':<8}{'group':<16}{'km2':>7}  {'layers':<40}source")
+    for row in rows:
+        kind = "corpus" if row["corpus"] else "sample"
+        area = "" if row["area_km2"] is None else f"{row['area_km2']:.1f}"
+        print(
+            f"{row['id']:<24}{row['city'][:29]:<30}{kind:<8}{row['group'] or '-':<16}{area:>7}  "
+            f"{','.join(row['layers'])[:39]:<40}{row['source']}"
+        )
+    n_corpus = sum(r["corpus"] for r in rows)
     print(
-        f"\n{len(samples)} samples; data {OSM_ATTRIBUTION}. Build them all: citygen data build --config configs/data/samples.yaml"
+        f"\n{len(rows)} places ({len(rows) - n_corpus} samples, {n_corpus} corpus); data {OSM_ATTRIBUTION}.\n"
+        "Build the samples: citygen data build --config configs/data/samples.yaml\n"
+        "Build everything:  citygen data build --config configs/data/corpus.yaml --out data/corpus --workers 2"
     )
     return 0
+
+
+def _area_km2(sample) -> float | None:
+    """The area a place covers: its clip box, else its sample extent (km2); None when unknown."""
+    import math
+
+    if sample.clip is not None:
+        west, south, east, north = sample.clip
+        mid = math.radians((south + north) / 2)
+        return round((east - west) * 111.32 * math.cos(mid) * (north - south) * 110.57, 2)
+    width, height = sample.extent_km
+    return None if math.isnan(width) else round(width * height, 2)
 
 
 def _single_city(args: argparse.Namespace) -> dict[str, object] | None:
@@ -194,6 +225,10 @@ def _build(args: argparse.Namespace) -> int:
             print(f"error: {result.city}: {result.error}", file=sys.stderr)
         else:
             print(result.summary())
+    manifest = Path(out) / "manifest.json"
+    if manifest.is_file():
+        for line in json.loads(manifest.read_text()).get("warnings", []):
+            print(f"warning: {line}", file=sys.stderr)
     failed = [r for r in results if r.status == "failed"]
     print(f"\n{len(results) - len(failed)} of {len(results)} cities ready in {out}/ (tiles.parquet, manifest.json)")
     if failed:

@@ -53,22 +53,31 @@ def header_bounds(path: Path) -> tuple[float, float, float, float] | None:
     return (box.bottom_left.lon, box.bottom_left.lat, box.top_right.lon, box.top_right.lat)
 
 
-def read_osm_file(path: Path, *, network_type: str, layers: set[str]) -> OsmExtract:
+def read_osm_file(
+    path: Path, *, network_type: str, layers: set[str], clip: tuple[float, float, float, float] | None = None
+) -> OsmExtract:
     """Read the requested layers from an OSM file.
 
     Args:
         path: the extract.
         network_type: one of `citygen.data.layers.NETWORK_TYPES`; selects the highway ways.
         layers: citygen layer names to read (`streets`, `buildings`, `green`, ...).
+        clip: [west, south, east, north] in degrees: keep only what lies in this box (streets are cut at
+            its edge, features kept when they intersect it). None keeps everything.
     """
     path = Path(path)
     if not path.is_file():
         raise SourceError(f"OSM file not found: {path}", "check the path in the city spec")
     try:
         bounds = header_bounds(path)
-        graph = _read_streets(path, network_type) if "streets" in layers else None
-        feature_layers = layers - {"streets"}
-        features = _read_features(path, feature_layers) if feature_layers else {}
+        with tempfile.TemporaryDirectory(prefix="citygen-sorted-") as tmp:
+            try:
+                graph, features = _read_layers(path, network_type, layers, clip)
+            except RuntimeError as exc:
+                if "out of order" not in str(exc):
+                    raise
+                # some tools write objects unsorted; libosmium's area assembly needs them sorted
+                graph, features = _read_layers(sorted_copy(path, Path(tmp)), network_type, layers, clip)
     except (RuntimeError, osmium.InvalidLocationError) as exc:
         raise SourceError(
             f"cannot read {path.name} as OpenStreetMap data: {exc}",
@@ -77,7 +86,46 @@ def read_osm_file(path: Path, *, network_type: str, layers: set[str]) -> OsmExtr
     return OsmExtract(graph=graph, features=features, bounds=bounds)
 
 
-def _read_streets(path: Path, network_type: str) -> nx.MultiDiGraph | None:
+def _read_layers(
+    path: Path, network_type: str, layers: set[str], clip: tuple[float, float, float, float] | None
+) -> tuple[nx.MultiDiGraph | None, dict[str, gpd.GeoDataFrame]]:
+    graph = _read_streets(path, network_type, clip) if "streets" in layers else None
+    feature_layers = layers - {"streets"}
+    features = _read_features(path, feature_layers, clip) if feature_layers else {}
+    return graph, features
+
+
+def sorted_copy(path: Path, folder: Path) -> Path:
+    """The file's nodes, ways and relations rewritten in id order (what OSM tools call a sorted file)."""
+    nodes, ways, relations = [], [], []
+    for obj in osmium.FileProcessor(str(path)):
+        tags = dict(obj.tags)
+        if obj.is_node():
+            if obj.location.valid():
+                nodes.append(mutable.Node(id=obj.id, location=(obj.location.lon, obj.location.lat), tags=tags, version=1))
+        elif obj.is_way():
+            ways.append(mutable.Way(id=obj.id, nodes=[n.ref for n in obj.nodes], tags=tags, version=1))
+        elif obj.is_relation():
+            members = [(m.type, m.ref, m.role) for m in obj.members]
+            relations.append(mutable.Relation(id=obj.id, members=members, tags=tags, version=1))
+    out = folder / "sorted.osm.pbf"
+    writer = osmium.SimpleWriter(str(out))
+    try:
+        for group in (nodes, ways, relations):
+            for item in sorted(group, key=lambda o: o.id):
+                writer.add(item)
+    finally:
+        writer.close()
+    return out
+
+
+def _inside(clip: tuple[float, float, float, float] | None, lon: float, lat: float) -> bool:
+    return clip is None or (clip[0] <= lon <= clip[2] and clip[1] <= lat <= clip[3])
+
+
+def _read_streets(
+    path: Path, network_type: str, clip: tuple[float, float, float, float] | None = None
+) -> nx.MultiDiGraph | None:
     nodes: dict[int, tuple[float, float]] = {}
     ways: list[tuple[int, list[int], dict[str, str]]] = []
     processor = osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY).with_locations()
@@ -89,7 +137,7 @@ def _read_streets(path: Path, network_type: str) -> nx.MultiDiGraph | None:
             continue
         runs: list[list[int]] = [[]]
         for ref in way.nodes:
-            if ref.location.valid():
+            if ref.location.valid() and _inside(clip, ref.location.lon, ref.location.lat):
                 nodes[ref.ref] = (ref.location.lon, ref.location.lat)
                 runs[-1].append(ref.ref)
             elif runs[-1]:
@@ -113,7 +161,9 @@ def _read_streets(path: Path, network_type: str) -> nx.MultiDiGraph | None:
         return ox.graph_from_xml(xml_path, bidirectional=network_type == "walk", retain_all=True)
 
 
-def _read_features(path: Path, wanted: set[str]) -> dict[str, gpd.GeoDataFrame]:
+def _read_features(
+    path: Path, wanted: set[str], clip: tuple[float, float, float, float] | None = None
+) -> dict[str, gpd.GeoDataFrame]:
     factory = osmium.geom.WKBFactory()
     rows: list[dict[str, object]] = []
     processor = (
@@ -150,6 +200,8 @@ def _read_features(path: Path, wanted: set[str]) -> dict[str, gpd.GeoDataFrame]:
     frame = pd.DataFrame(rows)
     geometry = shapely.from_wkb(frame.pop("wkb").to_numpy())  # pyosmium gives hex WKB
     gdf = gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326")
+    if clip is not None:
+        gdf = gdf[gdf.intersects(shapely.box(*clip))]
     return split_layers(gdf)
 
 

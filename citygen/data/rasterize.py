@@ -52,15 +52,18 @@ class Grid:
                 yield Window(col, row, min(size, self.width - col), min(size, self.height - row))
 
 
-def grid_for(extent: shapely.Geometry, *, crs: CRS, resolution: float) -> Grid:
-    """The grid covering ``extent``, its edges snapped outward to whole multiples of the resolution."""
+def grid_for(extent: shapely.Geometry, *, crs: CRS, resolution: float, snap_m: float | None = None) -> Grid:
+    """The grid covering ``extent``, its edges snapped outward to whole multiples of ``snap_m`` metres
+    (default: the resolution). Builds snap to the tile stride, so the tiles of every city in one UTM zone
+    lie on one shared grid and a place has one split whichever extract it comes from."""
     if not crs.is_projected:
         raise EmptyAreaError(
             f"cannot build a metric grid in a geographic CRS ({crs.name})", "project the layers to UTM first"
         )
     minx, miny, maxx, maxy = extent.bounds
-    left, bottom = np.floor(minx / resolution) * resolution, np.floor(miny / resolution) * resolution
-    right, top = np.ceil(maxx / resolution) * resolution, np.ceil(maxy / resolution) * resolution
+    step = snap_m or resolution
+    left, bottom = np.floor(minx / step) * step, np.floor(miny / step) * step
+    right, top = np.ceil(maxx / step) * step, np.ceil(maxy / step) * step
     width, height = round((right - left) / resolution), round((top - bottom) / resolution)
     if width <= 0 or height <= 0:
         raise EmptyAreaError("the area has zero width or height", "give a larger bbox, distance or file extent")

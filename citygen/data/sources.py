@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +23,15 @@ from pyproj import CRS
 
 from citygen.bands import LAYERS
 from citygen.data import layers as L
+from citygen.data.convert import is_overpass_json, overpass_to_osm, vector_to_osm
 from citygen.data.osmfile import is_osm_file, read_osm_file, split_layers
+from citygen.data.samples import check_file
 from citygen.data.spec import CitySpec, FileSource, parse_city
 from citygen.errors import EmptyAreaError, SourceError
 
 log = logging.getLogger(__name__)
 GRAPHML_SUFFIXES = (".graphml", ".graphml.gz")
-VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".geojson.gz", ".parquet")
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".geojson.gz", ".json.gz", ".parquet")
 
 
 @dataclass
@@ -87,15 +90,19 @@ def load_city(spec: CitySpec | str) -> CityLayers:
 
 def _load_file(source: FileSource, spec: CitySpec) -> _RawSource:
     path = Path(source.path)
+    if source.origin is not None:
+        check_file(path, sha256=None, origin=source.origin)
     if not path.is_file():
         raise SourceError(
             f"file not found: {path}",
             "check the `files` entry of the city spec (paths are relative to the config file)",
         )
+    digest = sha256_file(path)
+    check_file(path, sha256=source.sha256, origin=source.origin, actual_sha256=digest)
     wanted = tuple(layer for layer in (source.layers or LAYERS) if layer in spec.layers)
     record: dict[str, object] = {
         "path": str(path),
-        "sha256": sha256_file(path),
+        "sha256": digest,
         "bytes": path.stat().st_size,
         "layers": list(wanted),
     }
@@ -115,18 +122,24 @@ def _load_file(source: FileSource, spec: CitySpec) -> _RawSource:
             ) from exc
         return _RawSource(graph=graph, features={}, layers=("streets",), record=record)
     if is_osm_file(path):
-        extract = read_osm_file(path, network_type=spec.network_type, layers=set(wanted))
-        if "streets" in wanted and extract.graph is None:
-            raise SourceError(
-                f"{path.name} holds no streets (no highway ways of network type {spec.network_type!r})",
-                "take only other layers from it (`layers: [buildings, ...]`), or use a file with a street network",
-            )
-        return _RawSource(graph=extract.graph, features=extract.features, layers=wanted, record=record)
+        return _from_osm_file(path, path, source, spec, wanted, record)
+    if is_overpass_json(path):
+        with tempfile.TemporaryDirectory(prefix="citygen-overpass-") as tmp:
+            converted = Path(tmp) / "overpass.osm"
+            overpass_to_osm(path, converted)
+            return _from_osm_file(converted, path, source, spec, wanted, record)
     if name.endswith(VECTOR_SUFFIXES):
-        features = _read_vector(path, wanted)
+        frame = _read_frame(path)
+        if "streets" in wanted and frame.geom_type.isin(["LineString", "MultiLineString"]).any():
+            # street lines (an edge table, decoded vector tiles): through an OSM file to an OSMnx graph
+            with tempfile.TemporaryDirectory(prefix="citygen-lines-") as tmp:
+                converted = Path(tmp) / "lines.osm"
+                vector_to_osm(frame, converted, tag_columns=L.FEATURE_KEYS, clip=spec.clip)
+                return _from_osm_file(converted, path, source, spec, wanted, record)
+        features = _read_vector(path, wanted, frame=frame, clip=spec.clip)
         # A vector file vouches for the layers it was declared for, or else for those found in it.
         provided = wanted if source.layers is not None else tuple(features)
-        provided = tuple(layer for layer in provided if layer != "streets")  # vector files hold no graph
+        provided = tuple(layer for layer in provided if layer != "streets")  # polygons and points hold no graph
         return _RawSource(graph=None, features=features, layers=provided, record=record)
     raise SourceError(
         f"unsupported file type: {path.name}",
@@ -134,21 +147,61 @@ def _load_file(source: FileSource, spec: CitySpec) -> _RawSource:
     )
 
 
-def _read_vector(path: Path, wanted: tuple[str, ...]) -> dict[str, gpd.GeoDataFrame]:
-    try:
-        gdf = gpd.read_parquet(path) if path.name.endswith(".parquet") else gpd.read_file(path)
-    except Exception as exc:  # pyogrio raises DataSourceError and friends
+def _from_osm_file(
+    path: Path,
+    original: Path,
+    source: FileSource,
+    spec: CitySpec,
+    wanted: tuple[str, ...],
+    record: dict[str, object],
+) -> _RawSource:
+    extract = read_osm_file(path, network_type=spec.network_type, layers=set(wanted), clip=spec.clip)
+    if "streets" in wanted and extract.graph is None and (source.layers is not None and "streets" in source.layers):
         raise SourceError(
-            f"cannot read {path.name}: {exc}", "check that the file is complete GeoJSON/GeoPackage"
+            f"{original.name} holds no streets (no highway ways of network type {spec.network_type!r})",
+            "take only other layers from it (`layers: [buildings, ...]`), or use a file with a street network",
+        )
+    if source.layers is not None:
+        provided = wanted
+    else:
+        # What the file holds decides: a file without building footprints is a filtered extract (streets
+        # only, for instance), so its feature layers are absent, not zero.
+        found = {"streets"} if extract.graph is not None else set()
+        if "buildings" in extract.features:
+            found |= set(wanted) - {"streets"}
+        provided = tuple(layer for layer in wanted if layer in found)
+    if not provided:
+        raise SourceError(
+            f"{original.name} holds none of the layers {list(wanted)}",
+            "check that the file covers the area (and the clip box) and holds highway ways or building footprints",
+        )
+    return _RawSource(graph=extract.graph, features=extract.features, layers=provided, record=record)
+
+
+def _read_frame(path: Path) -> gpd.GeoDataFrame:
+    try:
+        if path.name.endswith(".parquet"):
+            return gpd.read_parquet(path)
+        return gpd.read_file(f"/vsigzip/{path}" if path.name.lower().endswith(".gz") else path)
+    except Exception as exc:  # pyogrio raises DataSourceError and friends; pyarrow ArrowInvalid
+        raise SourceError(
+            f"cannot read {path.name}: {exc}", "check that the file is complete GeoJSON, GeoPackage or GeoParquet"
         ) from exc
+
+
+def _read_vector(
+    path: Path,
+    wanted: tuple[str, ...],
+    *,
+    frame: gpd.GeoDataFrame | None = None,
+    clip: tuple[float, float, float, float] | None = None,
+) -> dict[str, gpd.GeoDataFrame]:
+    gdf = _read_frame(path) if frame is None else frame
     if gdf.crs is None:
         raise SourceError(f"{path.name} has no CRS", "write the file with a CRS (GeoJSON is EPSG:4326 by definition)")
+    if clip is not None:
+        gdf = gdf[gdf.intersects(gpd.GeoSeries([shapely.box(*clip)], crs=4326).to_crs(gdf.crs).iloc[0])]
     feature_layers = [layer for layer in wanted if layer != "streets"]
-    if "streets" in wanted and gdf.geom_type.isin(["LineString", "MultiLineString"]).any():
-        raise SourceError(
-            f"{path.name}: street lines in GeoJSON are not supported",
-            "save the street network as GraphML (osmnx.save_graphml)",
-        )
     tag_columns = [key for key in L.FEATURE_KEYS if key in gdf.columns]
     if len(feature_layers) == 1 and not tag_columns:
         gdf = gdf.assign(layers=[[feature_layers[0]]] * len(gdf))  # untagged file given for one layer
@@ -221,6 +274,8 @@ def _assemble(spec: CitySpec, raws: list[_RawSource]) -> CityLayers:
         else:
             continue  # a source with nothing in it constrains nothing
         extent = source_extent if extent is None else extent.intersection(source_extent)
+    if extent is not None and spec.clip is not None:
+        extent = extent.intersection(gpd.GeoSeries([shapely.box(*spec.clip)], crs=4326).to_crs(crs).iloc[0])
     if extent is None or extent.is_empty or extent.area <= 0:
         raise EmptyAreaError(
             f"city {spec.id!r}: the sources do not overlap (or cover zero area)",

@@ -31,6 +31,8 @@ class FileSource:
 
     path: str
     layers: tuple[str, ...] | None = None
+    sha256: str | None = None  # registered files: the bytes the registry vouches for
+    origin: str | None = None  # registered files: the place and repository they came from
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class CitySpec:
     min_valid_fraction: float = 0.5
     supersample: int = DEFAULT_SUPERSAMPLE
     osm_date: str | None = None
+    # [west, south, east, north] in degrees: local files are cut to this box (huge extracts, documented extents)
+    clip: tuple[float, float, float, float] | None = None
     split: SplitSpec = field(default_factory=SplitSpec)
 
     @property
@@ -155,7 +159,7 @@ def parse_city(
     if merged.get("files"):
         kwargs["files"] = _parse_files(merged["files"], where, base_dir)
     for key in ("network_type", "layers", "resolution", "tile_size", "stride", "min_valid_fraction",
-                "supersample", "osm_date", "split"):  # fmt: skip
+                "supersample", "osm_date", "split", "clip"):  # fmt: skip
         if key in merged and merged[key] is not None:
             kwargs[key] = merged[key]
     return _validated(CitySpec(**_coerce(kwargs, where)), where)
@@ -182,7 +186,12 @@ def _sample_kwargs(sample_id: str) -> dict[str, Any]:
     from citygen.data.samples import get_sample  # the registry builds specs too
 
     sample = get_sample(sample_id)
-    return {"sample": sample.id, "files": sample.file_sources(), "network_type": sample.network_type}
+    return {
+        "sample": sample.id,
+        "files": sample.file_sources(),
+        "network_type": sample.network_type,
+        "clip": sample.clip,
+    }
 
 
 def _coerce(kwargs: dict[str, Any], where: str) -> dict[str, Any]:
@@ -191,6 +200,14 @@ def _coerce(kwargs: dict[str, Any], where: str) -> dict[str, Any]:
         if isinstance(layers, str):
             layers = [layers]
         kwargs["layers"] = tuple(layers)
+    if kwargs.get("clip") is not None:
+        clip = kwargs["clip"]
+        if not isinstance(clip, (list, tuple)) or len(clip) != 4:
+            raise ConfigError(f"{where}: clip must be [west, south, east, north] in degrees, got {clip!r}")
+        west, south, east, north = (_number(v, "clip", where) for v in clip)
+        if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+            raise ConfigError(f"{where}: clip {list(clip)} is empty or out of range", "give west < east, south < north")
+        kwargs["clip"] = (west, south, east, north)
     if "split" in kwargs and isinstance(kwargs["split"], dict):
         _check_keys(kwargs["split"], _SPLIT_KEYS, f"{where} split")
         split = dict(kwargs["split"])

@@ -1,8 +1,12 @@
 """The tile index: fixed-size pixel windows over each city raster, split spatially into train/val/test.
 
-Splits are assigned to square blocks of tiles (blocks that hold tile origins), never to single tiles. A
-tile is kept only if every such block it reaches into has its split, and a last pass drops any tile that
-still shares pixels with a tile of another split, so splits never overlap (also with stride < size).
+Splits are assigned to square blocks of tiles, never to single tiles, by location: builds snap every raster
+to a grid of the tile stride in its UTM zone, and a block's split is a hash of the zone, the block's place
+on that grid and the seed (:func:`block_split`). Overlapping extracts (central Copenhagen and Vesterbro, say)
+therefore put one place in one split. A tile is kept only if every block it reaches into has its split, and
+a last pass drops any tile that still shares pixels with a tile of another split, so splits never overlap
+(also with stride < size). Across cities, :func:`drop_cross_city_conflicts` removes what is left (cities in
+different zones or with other block sizes) when the dataset index is written.
 """
 
 from __future__ import annotations
@@ -21,23 +25,28 @@ from citygen.data.geotiff import band_presence
 from citygen.data.spec import CitySpec, SplitSpec
 
 
-def assign_block_splits(n_blocks: int, split: SplitSpec, *, city_id: str) -> np.ndarray:
-    """Split labels for ``n_blocks`` blocks: a seeded shuffle, at least one val and test block when possible."""
-    salt = int(hashlib.sha256(city_id.encode()).hexdigest()[:8], 16)
-    rng = np.random.default_rng([split.seed, salt])
-    order = rng.permutation(n_blocks)
-    f_train, f_val, f_test = split.fractions
-    n_val = round(f_val * n_blocks)
-    n_test = round(f_test * n_blocks)
-    if n_blocks >= 3:
-        n_val = max(n_val, 1 if f_val > 0 else 0)
-        n_test = max(n_test, 1 if f_test > 0 else 0)
-    n_val, n_test = min(n_val, n_blocks), min(n_test, max(0, n_blocks - n_val))
-    labels = np.empty(n_blocks, dtype=object)
-    labels[order[:n_val]] = "val"
-    labels[order[n_val : n_val + n_test]] = "test"
-    labels[order[n_val + n_test :]] = "train" if f_train > 0 or n_blocks < 3 else "test"
-    return labels
+def block_split(crs_key: str, block_m: float, ix: int, iy: int, split: SplitSpec) -> str:
+    """The split of one block of the shared grid: a pure function of where it is (CRS, block size, column,
+    row) and the seed, so every extract that covers a place gives it the same split."""
+    text = f"{crs_key}:{block_m:g}:{ix}:{iy}:{split.seed}"
+    u = int(hashlib.sha256(text.encode()).hexdigest()[:15], 16) / float(1 << 60)
+    f_train, f_val, _ = split.fractions
+    return "train" if u < f_train else ("val" if u < f_train + f_val else "test")
+
+
+def _ensure_every_split(label: dict[tuple[int, int], str], split: SplitSpec, crs_key: str, block_m: float) -> None:
+    """A city of three blocks or more that drew no val (or test) block gets one: the train block whose hash
+    lies nearest that split's range. Where such a block overlaps another city's tiles of another split, the
+    dataset's cross-city pass (:func:`drop_cross_city_conflicts`) removes the conflict."""
+    if len(label) < 3:
+        return
+    for wanted, fraction in (("val", split.fractions[1]), ("test", split.fractions[2])):
+        train = [b for b, v in label.items() if v == "train"]
+        if fraction <= 0 or wanted in label.values() or len(train) < 2:
+            continue
+        text = [f"{crs_key}:{block_m:g}:{b[0]}:{b[1]}:{split.seed}" for b in train]
+        score = [int(hashlib.sha256(t.encode()).hexdigest()[:15], 16) for t in text]
+        label[train[int(np.argmax(score))]] = wanted
 
 
 def _block_sums(mask: np.ndarray, step: int) -> np.ndarray:
@@ -86,24 +95,38 @@ def city_tiles(path: str, spec: CitySpec) -> gpd.GeoDataFrame:
         for col in range(0, width - size + 1, stride)
     ]
     candidates = [c for c in candidates if c[2] > 0 and c[2] >= spec.min_valid_fraction]
+    # Blocks of `block_tiles` x `block_tiles` tile strides on the grid shared by every city of the UTM zone
+    # (builds snap their rasters to it), labelled by location.
+    res = float(transform.a)
+    origin_col, origin_row = round(transform.c / (stride * res)), round(transform.f / (stride * res))
+
+    def block_of(row: int, col: int, block_tiles: int) -> tuple[int, int]:
+        gx = origin_col + col // stride  # tile column of the shared grid (x grows with col)
+        gy = origin_row - row // stride - 1  # tile row of the shared grid from the south (y falls with row)
+        return gx // block_tiles, gy // block_tiles
+
     block_tiles = spec.split.block_tiles
-    occupied = sorted({(row // (block_tiles * stride), col // (block_tiles * stride)) for row, col, _ in candidates})
-    if len(occupied) < 3 and block_tiles > 1:
-        # A small city: fall back to one-tile blocks so it still gets val and test tiles.
-        block_tiles = 1
-        occupied = sorted({(row // stride, col // stride) for row, col, _ in candidates})
-    block_px = block_tiles * stride
-    block_label = dict(zip(occupied, assign_block_splits(len(occupied), spec.split, city_id=spec.id), strict=True))
+    if block_tiles > 1 and len({block_of(row, col, block_tiles) for row, col, _ in candidates}) < 3:
+        block_tiles = 1  # a small city: one-tile blocks, so it can still hold tiles of every split
+    block_m, crs_key = block_tiles * stride * res, crs.to_string()
+    blocks = sorted({block_of(row, col, block_tiles) for row, col, _ in candidates})
+    label = {b: block_split(crs_key, block_m, *b, spec.split) for b in blocks}
+    _ensure_every_split(label, spec.split, crs_key, block_m)
+
+    def label_of(row: int, col: int) -> str:
+        b = block_of(row, col, block_tiles)
+        return label[b] if b in label else block_split(crs_key, block_m, *b, spec.split)
+
     kept: list[tuple[int, int, float, str]] = []
     for row, col, fraction in candidates:
-        label = block_label[(row // block_px, col // block_px)]
-        touched = {
-            block_label.get((r, c), label)  # blocks holding no tile origin constrain nothing here
-            for r in range(row // block_px, (row + size - 1) // block_px + 1)
-            for c in range(col // block_px, (col + size - 1) // block_px + 1)
+        # every stride cell the tile covers must lie in blocks of one split (stride < size reaches over)
+        labels = {
+            label_of(r, c)
+            for r in range(row, row + size, stride)
+            for c in range(col, col + size, stride)
         }
-        if touched == {label}:
-            kept.append((row, col, fraction, label))
+        if len(labels) == 1:
+            kept.append((row, col, fraction, labels.pop()))
     kept = _drop_cross_split_overlaps(kept, size)
     records = []
     for row, col, fraction, label in kept:
@@ -158,3 +181,30 @@ def tiles_overlap_across_splits(tiles: pd.DataFrame) -> bool:
                 if (rows & cols).any():
                     return True
     return False
+
+
+def drop_cross_city_conflicts(tiles: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, int]:
+    """Drop tiles that overlap a tile of another city in another split (a place in two splits).
+
+    Of each conflicting pair the tile of the city with fewer tiles goes. Returns the kept tiles and the
+    number dropped. Tiles that merely touch (shared edges on the common grid) do not conflict.
+    """
+    if tiles.empty or tiles["city"].nunique() < 2:
+        return tiles, 0
+    geometry = tiles.geometry.values
+    tree = shapely.STRtree(geometry)
+    left, right = tree.query(geometry, predicate="intersects")
+    cities, splits = tiles["city"].to_numpy(), tiles["split"].to_numpy()
+    pairs = (left < right) & (cities[left] != cities[right]) & (splits[left] != splits[right])
+    left, right = left[pairs], right[pairs]
+    if not len(left):
+        return tiles, 0
+    overlap = shapely.area(shapely.intersection(geometry[left], geometry[right]))
+    real = overlap > 1e-6 * np.minimum(shapely.area(geometry[left]), shapely.area(geometry[right]))
+    size = tiles["city"].map(tiles["city"].value_counts()).to_numpy()
+    drop = np.zeros(len(tiles), dtype=bool)
+    for i, j in zip(left[real], right[real], strict=True):
+        if drop[i] or drop[j]:
+            continue
+        drop[j if (size[j], cities[j]) < (size[i], cities[i]) else i] = True
+    return tiles[~drop].reset_index(drop=True), int(drop.sum())

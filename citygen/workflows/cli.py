@@ -25,12 +25,19 @@ def embed_main(argv: list[str] | None = None) -> int:
         help="tile vector: statistics of the whole-tile latent map (stats; spatial bottleneck) or the mean of "
         "input-sized crop latents (mean); auto picks stats where possible",
     )  # fmt: skip
+    parser.add_argument(
+        "--control", choices=["random"],
+        help="embed with a randomly initialised encoder of the checkpoint's architecture (batch norms measured on "
+        "the train tiles): the control baseline for `citygen compare --control`",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --control weights")
     args = parser.parse_args(argv)
     from citygen.workflows.embed import embed
 
     table = embed(
-        args.ckpt, args.out, data=args.data, batch_size=args.batch_size, workers=args.workers, pooling=args.pooling
-    )
+        args.ckpt, args.out, data=args.data, batch_size=args.batch_size, workers=args.workers, pooling=args.pooling,
+        control=args.control, seed=args.seed,
+    )  # fmt: skip
     latent_dim = len(table["latent"].iloc[0])
     print(f"wrote {args.out}: {len(table)} tiles from {table['city'].nunique()} cities, latent vectors of {latent_dim}")
     return 0
@@ -53,10 +60,20 @@ def compare_main(argv: list[str] | None = None) -> int:
         "--data", type=Path, help="dataset folder for the neighbour images (default: from the embeddings)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--groups", type=Path,
+        help="groups file (default: configs/compare/groups.yaml of the checkout): named city pairs and the groups "
+        "of the leave-one-city-out probe",
+    )  # fmt: skip
+    parser.add_argument(
+        "--control", type=Path, help="embeddings of the same tiles by a random encoder (`citygen embed --control random`)"
+    )
     args = parser.parse_args(argv)
     from citygen.workflows.compare import compare
 
-    report = compare(args.embeddings, args.out, data_root=args.data, seed=args.seed)
+    report = compare(
+        args.embeddings, args.out, data_root=args.data, seed=args.seed, groups=args.groups, control=args.control
+    )
     for name, probe in report["probes"].items():
         if probe["accuracy"] is None:
             print(f"probe {name}: not measurable ({probe['reason']})")
@@ -65,6 +82,17 @@ def compare_main(argv: list[str] | None = None) -> int:
                 f"probe {name}: accuracy {probe['accuracy']:.3f} (chance {probe['chance']:.3f}) on {probe['n_test']} "
                 f"held-out test tiles; spatial-block cross-validation {_fmt(probe.get('cv_accuracy'))} on "
                 f"{probe.get('n_cv', 0)} tiles"
+            )
+    for name, reason in report.get("probes_skipped", {}).items():
+        print(f"note: probe {name} skipped: {reason}")
+    for name, probe in report.get("group_probe", {}).items():
+        if probe.get("accuracy") is None:
+            print(f"group probe ({name}): not measurable ({probe.get('reason')})")
+        else:
+            right = sum(r["correct"] for r in probe["cities"])
+            print(
+                f"group probe, leave one city out ({name}): {right} of {probe['n_cities']} cities right, accuracy "
+                f"{probe['accuracy']:.3f} (balanced {probe['balanced_accuracy']:.3f}, chance {probe['chance']:.3f})"
             )
     for name, value in report["metric_r2"].items():
         print(f"R2 {name}: {value['r2']:.3f}")

@@ -24,10 +24,15 @@ from citygen.data.geotiff import atomic_path
 from citygen.errors import ConfigError, SourceError
 
 # Probes of city identity: a name and the cities (registry `city` names) it separates; None = every city.
+# Named pairs come from the groups file (`pairs`); these are the defaults without one.
 PROBES: dict[str, tuple[str, ...] | None] = {
     "houston_vs_copenhagen": ("Houston", "Copenhagen"),
     "all_cities": None,
 }
+
+
+def probes_for(pairs: dict[str, tuple[str, ...]] | None) -> dict[str, tuple[str, ...] | None]:
+    return {**(pairs if pairs is not None else {k: v for k, v in PROBES.items() if v is not None}), "all_cities": None}
 
 
 def load_embeddings(path: str | Path) -> gpd.GeoDataFrame:
@@ -37,7 +42,13 @@ def load_embeddings(path: str | Path) -> gpd.GeoDataFrame:
             f"embeddings not found: {path}",
             "write them first: citygen embed --ckpt CKPT --out embeddings.parquet",
         )
-    table = gpd.read_parquet(path)
+    try:
+        table = gpd.read_parquet(path)
+    except Exception as exc:  # pyarrow ArrowInvalid for CSV, ValueError for a parquet without geometry
+        raise SourceError(
+            f"cannot read {path.name} as embeddings (GeoParquet): {exc}",
+            "pass the file written by `citygen embed --out FILE.parquet`",
+        ) from exc
     for column in ("city", "split", "latent"):
         if column not in table:
             raise SourceError(f"{path.name} has no `{column}` column", "write it with `citygen embed`")
@@ -45,16 +56,16 @@ def load_embeddings(path: str | Path) -> gpd.GeoDataFrame:
 
 
 def _sample_field(city_id: str, field: str) -> str | None:
-    from citygen.data.samples import list_samples
+    from citygen.data.samples import list_registered
 
-    for sample in list_samples():
+    for sample in list_registered():
         if sample.id == city_id:
             return str(getattr(sample, field))
     return None
 
 
 def city_group(city_id: str) -> str:
-    """The city a sample belongs to (Houston for houston_montrose); other ids stand for themselves."""
+    """The city a registered place belongs to (Houston for houston_montrose); other ids stand for themselves."""
     city = _sample_field(city_id, "city")
     return city.split(",")[0] if city is not None else city_id
 
@@ -72,15 +83,19 @@ def metric_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c.startswith("metric_")]
 
 
-def metrics_baseline(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+def metric_matrix(table: pd.DataFrame) -> np.ndarray:
+    return table[metric_columns(table)].to_numpy(dtype=np.float64)
+
+
+def metrics_baseline(table: pd.DataFrame, probes: dict[str, tuple[str, ...] | None] | None = None) -> dict[str, dict[str, Any]]:
     """The city probes on each tile's urban metrics (the `metric_*` columns: street and intersection
     density, orientation entropy, ...) instead of its latent vector: what the latent space adds over the
     measures an urbanist would compute first."""
     columns = metric_columns(table)
     if not columns:
         return {}
-    measured = table[columns].to_numpy(dtype=np.float64)
-    return {name: linear_probe(table, measured, groups) for name, groups in PROBES.items()}
+    measured = metric_matrix(table)
+    return {name: linear_probe(table, measured, groups) for name, groups in (probes or PROBES).items()}
 
 
 def city_distances(table: pd.DataFrame, z: np.ndarray) -> pd.DataFrame:
@@ -107,7 +122,8 @@ def _same_channels(table: pd.DataFrame) -> pd.DataFrame:
             .where(table["present_streets"].astype(bool), "")
         )
         signature = signature + ":" + sources
-    shared = set.intersection(*(set(signature[table["group"] == g]) for g in table["group"].unique()))
+    present_groups = table["group"].unique()
+    shared = set.intersection(*(set(signature[table["group"] == g]) for g in present_groups)) if len(present_groups) else set()
     if not shared:
         return table.iloc[0:0]
     # Most tiles first; ties go to the signature with more layers (streets first), then by name, so the choice
@@ -285,9 +301,24 @@ def _pick_queries(table: pd.DataFrame, per_group: int = 2) -> list[int]:
 
 
 def compare(
-    embeddings: str | Path, out_dir: str | Path, *, data_root: str | Path | None = None, seed: int = 0
+    embeddings: str | Path,
+    out_dir: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    seed: int = 0,
+    groups: str | Path | None = None,
+    control: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run every comparison and write the figures, `report.json` and `report.md` to ``out_dir``."""
+    """Run every comparison and write the figures, `report.json` and `report.md` to ``out_dir``.
+
+    ``groups``: a groups file (default: the repository's configs/compare/groups.yaml when present) for the
+    named pairs and the leave-one-city-out group probe; ``control``: embeddings of the same tiles by a
+    randomly initialised encoder (`citygen embed --control random`), the probe's second baseline.
+    """
+    from citygen.workflows.groups import city_level_report, load_groups
+
+    group_file = load_groups(groups)
+    probe_set = probes_for(group_file.pairs)
     table = load_embeddings(embeddings).reset_index(drop=True)
     if table["city"].nunique() < 2:
         raise ConfigError("the embeddings hold a single city", "embed a dataset with two or more cities")
@@ -301,10 +332,17 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     root = Path(data_root) if data_root else _data_root(embeddings)
     distances = city_distances(table, z)
-    probes = {name: linear_probe(table, z, groups) for name, groups in PROBES.items()}
-    baseline = metrics_baseline(table)
+    probes = {name: linear_probe(table, z, cities) for name, cities in probe_set.items()}
+    skipped = {name: p["reason"] for name, p in probes.items() if p["accuracy"] is None}
+    baseline = metrics_baseline(table, probe_set)
     r2 = metric_r2(table, z)
     neighbours = nearest_neighbours(table, z, queries=_pick_queries(table))
+    control_z = None if control is None else aligned_latents(control, table)
+    bands = (_metadata(embeddings).get("citygen_bands") or "").split(",")
+    city_level, city_figures = city_level_report(
+        table, z, group_file, out, bands=[b for b in bands if b], control=control_z,
+        metrics=metric_matrix(table) if metric_columns(table) else None,
+    )  # fmt: skip
     from citygen.workflows import figures
 
     figure_files = {
@@ -314,6 +352,7 @@ def compare(
     }
     if root is not None and (root / "tiles.parquet").is_file():
         figure_files["neighbours"] = figures.neighbour_grid(neighbours, root, out / "nearest_neighbours.png")
+    figure_files.update(city_figures)
     report = {
         "embeddings": str(embeddings),
         "n_tiles": len(table),
@@ -321,7 +360,10 @@ def compare(
         "probe_accuracy": {name: p["accuracy"] for name, p in probes.items()},
         "probe_cv_accuracy": {name: p.get("cv_accuracy") for name, p in probes.items()},
         "probes": probes,
+        "probes_skipped": skipped,
         "probes_metrics_baseline": baseline,
+        "control_embeddings": None if control is None else str(control),
+        **city_level,
         "baseline_metrics": [c.removeprefix("metric_") for c in metric_columns(table)] if baseline else [],
         "metric_r2": r2,
         "city_distances": distances.round(4).to_dict(),
@@ -336,12 +378,31 @@ def compare(
     return report
 
 
-def _data_root(embeddings: str | Path) -> Path | None:
+def _metadata(embeddings: str | Path) -> dict[str, str]:
     import pyarrow.parquet as pq
 
     meta = pq.read_schema(embeddings).metadata or {}
-    value = meta.get(b"citygen_data_root")
-    return Path(value.decode()) if value else None
+    return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"citygen_")}
+
+
+def _data_root(embeddings: str | Path) -> Path | None:
+    value = _metadata(embeddings).get("citygen_data_root")
+    return Path(value) if value else None
+
+
+def aligned_latents(path: str | Path, table: pd.DataFrame) -> np.ndarray:
+    """The latent vectors of another embeddings file (a control) in the row order of ``table``."""
+    other = load_embeddings(path).set_index("tile_id")
+    missing = sorted(set(table["tile_id"]) - set(other.index))
+    if missing:
+        raise SourceError(
+            f"the control embeddings {Path(path).name} lack {len(missing)} tiles of the embeddings (e.g. {missing[0]})",
+            "embed the same dataset for both: citygen embed --ckpt CKPT --control random --data DIR --out FILE",
+        )
+    z = np.stack(other.loc[table["tile_id"], "latent"].to_numpy()).astype(np.float64)
+    if not np.isfinite(z).all():
+        raise SourceError(f"the control embeddings {Path(path).name} contain NaN or inf")
+    return z
 
 
 def format_interval(probe: dict[str, Any], key: str) -> str:
@@ -397,6 +458,23 @@ def markdown_report(report: dict[str, Any]) -> str:
             + ").",
             "",
             *probe_table(baseline),
+        ]
+    for name, reason in (report.get("probes_skipped") or {}).items():
+        lines.append(f"\nSkipped: probe {name}: {reason}.")
+    group_probe = report.get("group_probe") or {}
+    if group_probe:
+        from citygen.workflows.groups import loco_table
+
+        lines += [
+            "",
+            "## Leave-one-city-out group probe",
+            "",
+            f"Groups from `{report.get('groups_file')}`: " + ", ".join(report.get("groups", {})) + ". For each city of the",
+            "probed groups, a linear probe trained on the tiles of all other cities predicts the group of its tiles;",
+            "the city's label is their majority. Baselines: the tiles' urban metrics, and an encoder of the same",
+            f"architecture with random weights. {report.get('group_probe_tiles', 0)} tiles whose embedded bands are present.",
+            "",
+            *loco_table(group_probe),
         ]
     lines += [
         "",

@@ -18,6 +18,7 @@ and cached beside the dataset, so `citygen compare` can ask how well the latent 
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Literal
@@ -101,6 +102,29 @@ def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32, pooling
     return np.concatenate(latents).astype(np.float32)
 
 
+def random_control(task, dataset: CityTileDataset, train: np.ndarray, *, seed: int = 0, batch: int = 32):
+    """A copy of ``task`` with freshly initialised weights: the control an embedding must beat (an untrained
+    encoder of the same architecture). Its batch norms get the mean and variance of their inputs over the
+    ``train`` tiles (one pass in batches of ``batch``), as a trained model's hold those of its training
+    crops: random weights with the checkpoint's running statistics would scale every layer wrongly."""
+    from citygen.models import init_weights
+
+    torch.manual_seed(seed)
+    control = copy.deepcopy(task)
+    init_weights(control.net, task.hparams.init_type, task.hparams.init_gain)
+    norms = [m for m in control.net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over every batch seen
+    rows = np.flatnonzero(train)
+    control.net.encoder.train()
+    with torch.no_grad():
+        for start in range(0, len(rows), batch):
+            images = torch.stack([dataset[int(i)]["image"] for i in rows[start : start + batch]])
+            control.net.encode_map(images[:, :-1])
+    return control.eval()
+
+
 def tile_metrics(root: Path, tiles, *, workers: int = 2):
     """Whole-tile urban metrics (cached in the dataset folder by the conditioning code)."""
     from citygen.tasks.conditioning import ensure_targets
@@ -119,8 +143,14 @@ def embed(
     batch_size: int = 32,
     workers: int = 2,
     pooling: Pooling = "auto",
+    control: Literal["random"] | None = None,
+    seed: int = 0,
 ) -> gpd.GeoDataFrame:
-    """Write one row per tile: city, split, bounds, CRS, tile geometry (EPSG:4326), `latent`, `metric_*`."""
+    """Write one row per tile: city, split, bounds, CRS, tile geometry (EPSG:4326), `latent`, `metric_*`.
+
+    ``control="random"`` embeds with :func:`random_control` of the checkpoint's architecture instead of its
+    trained weights (seeded by ``seed``): the baseline `citygen compare --control` scores beside the model.
+    """
     task, trained_on = load_task(ckpt, expected="AutoencoderTask")
     from citygen import settings
 
@@ -128,6 +158,8 @@ def embed(
     extra = [] if "valid" in task.bands else ["valid"]
     dataset = CityTileDataset(root, bands=[*task.bands, *extra])
     pooling = resolve_pooling(task, pooling)
+    if control == "random":
+        task = random_control(task, dataset, (dataset.tiles["split"] == "train").to_numpy(), seed=seed)
     latents = embed_tiles(task, dataset, batch_size=batch_size, pooling=pooling)
     tiles = dataset.tiles
     keep = [
@@ -157,6 +189,7 @@ def embed(
                 "citygen_checkpoint": str(Path(ckpt).resolve()),
                 "citygen_bands": ",".join(task.bands),
                 "citygen_pooling": pooling,
+                "citygen_control": f"random weights, seed {seed}" if control else "",
                 "attribution": OSM_ATTRIBUTION,
             },
         )

@@ -35,6 +35,7 @@ from citygen.models import init_weights
 from citygen.models.texture import latent_statistics, mapped_cells, offsets_within
 from citygen.workflows import compare
 from citygen.workflows.checkpoints import load_task
+from citygen.workflows.embed import random_control as random_weights
 
 
 def encoded(task, dataset: CityTileDataset, *, scale: int = 1, view: int = 0, batch: int = 32):
@@ -62,26 +63,6 @@ def encoded(task, dataset: CityTileDataset, *, scale: int = 1, view: int = 0, ba
         maps.append(latent_map.numpy())
         cells.append(mapped[:, 0].numpy())
     return tuple(np.concatenate(a).astype(np.float64) for a in (stats, stages, maps, cells))
-
-
-def random_weights(task, dataset: CityTileDataset, train: np.ndarray, *, seed: int = 0, batch: int = 32):
-    """A copy of ``task`` with freshly initialised weights. Its batch norms get the mean and variance of their
-    inputs over the ``train`` tiles (averaged over batches of ``batch`` tiles, one pass), as a trained
-    model's hold those of its training crops: random weights with the running statistics of the
-    checkpoint would scale every layer wrongly."""
-    torch.manual_seed(seed)
-    control = copy.deepcopy(task)
-    init_weights(control.net, task.hparams.init_type, task.hparams.init_gain)
-    norms = [m for m in control.net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average over every batch seen
-    rows = np.flatnonzero(train)
-    control.net.encoder.train()
-    for start in range(0, len(rows), batch):
-        images = torch.stack([dataset[int(i)]["image"] for i in rows[start : start + batch]])
-        control.net.encode_map(images[:, :-1])
-    return control.eval()
 
 
 def bag_of_codes(maps: np.ndarray, cells: np.ndarray, train: np.ndarray, k: int = 128) -> np.ndarray:
