@@ -16,8 +16,8 @@ os.environ["MPLBACKEND"] = "Agg"
 os.environ.setdefault("CITYGEN_RUNS_DIR", "/tmp/citygen-test-runs")
 
 # Cities of the shared test dataset: Houston and Copenhagen street networks, Helsinki with every layer,
-# Copenhagen footprints for building coverage.
-SAMPLE_CITIES = ("houston_montrose", "cph_vesterbro", "helsinki_center", "cph_indre_by_buildings")
+# Copenhagen footprints for building coverage, Kotka (every layer) so the pix2pix demo has full tiles to train on.
+SAMPLE_CITIES = ("houston_montrose", "cph_vesterbro", "helsinki_center", "cph_indre_by_buildings", "kotka_karhula")
 
 _real_connect = socket.socket.connect
 

@@ -45,7 +45,7 @@ def test_evaluate_autoencoder(built_samples: Path, runs: Path, tmp_path: Path) -
 
 def test_evaluate_pix2pix(built_samples: Path, runs: Path, tmp_path: Path) -> None:
     fit(["fit", "--config", str(CONFIGS / "pix2pix_demo.yaml"), "--data.root", str(built_samples),
-         "--data.cities", "[helsinki_center]", "--model.init_args.ngf", "8", "--model.init_args.ndf", "8",
+         "--data.cities", "[helsinki_center]", "--data.min_valid_fraction", "0.5", "--model.init_args.ngf", "8", "--model.init_args.ndf", "8",
          "--data.num_workers", "0", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
          "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false"])  # fmt: skip
     out = tmp_path / "p2p.json"

@@ -24,10 +24,13 @@ def tiny_models(built_samples: Path, tmp_path_factory: pytest.TempPathFactory) -
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CITYGEN_RUNS_DIR", str(runs))
         lightning_main(["fit", "--config", str(CONFIGS / "pix2pix_demo.yaml"), "--data.root", str(built_samples),
-                        "--data.cities", "[helsinki_center]", "--run_name", "p2p", *TINY])  # fmt: skip
+                        "--data.cities", "[helsinki_center]", "--data.min_valid_fraction", "0.5", "--run_name", "p2p", *TINY])  # fmt: skip
         lightning_main(["fit", "--config", str(CONFIGS / "ae_demo.yaml"), "--data.root", str(built_samples),
                         "--run_name", "ae", *TINY])  # fmt: skip
-    return {name: sorted((runs / name).rglob("last.ckpt"))[-1] for name in ("p2p", "ae")}
+        lightning_main(["fit", "--config", str(CONFIGS / "ae_demo.yaml"), "--data.root", str(built_samples),
+                        "--model.init_args.bands", "[streets]", "--data.bands", "[streets]",
+                        "--run_name", "ae_streets", *TINY])  # fmt: skip
+    return {name: sorted((runs / name).rglob("last.ckpt"))[-1] for name in ("p2p", "ae", "ae_streets")}
 
 
 def test_generate_writes_ranked_candidates(tiny_models: dict[str, Path], tmp_path: Path) -> None:
@@ -65,7 +68,7 @@ def test_generate_around_given_streets(built_samples: Path, tmp_path: Path, caps
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CITYGEN_RUNS_DIR", str(tmp_path / "runs"))
         lightning_main(["fit", "--config", str(CONFIGS / "pix2pix_streets_demo.yaml"), "--data.root",
-                        str(built_samples), "--data.cities", "[helsinki_center]", "--run_name", "s2b", *TINY])  # fmt: skip
+                        str(built_samples), "--data.cities", "[helsinki_center]", "--data.min_valid_fraction", "0.5", "--run_name", "s2b", *TINY])  # fmt: skip
     ckpt = sorted((tmp_path / "runs").rglob("last.ckpt"))[-1]
     base = ["generate", "--ckpt", str(ckpt), "--target", "building_coverage=0.2", "--target", "green_share=0.05",
             "--n", "2", "--allow-extrapolation", "--out", str(tmp_path / "gen")]  # fmt: skip
@@ -135,11 +138,12 @@ def test_embed_and_compare(tiny_models: dict[str, Path], built_samples: Path, tm
     for figure in report["figures"].values():
         assert (tmp_path / "report" / figure).stat().st_size > 5000
 
-    # the random-weights control and a groups file: the leave-one-city-out probe on three vectors
-    control = tmp_path / "control.parquet"
-    assert main(["embed", "--ckpt", str(tiny_models["ae"]), "--data", str(built_samples), "--out", str(control),
-                 "--workers", "1", "--control", "random"]) == 0  # fmt: skip
-    assert not np.allclose(np.stack(gpd.read_parquet(control)["latent"]), np.stack(table["latent"]))
+    # a streets model, its random-weights control and a groups file: the leave-one-city-out probe on three vectors
+    embeddings, control = tmp_path / "streets.parquet", tmp_path / "control.parquet"
+    for out, extra in ((embeddings, []), (control, ["--control", "random"])):
+        assert main(["embed", "--ckpt", str(tiny_models["ae_streets"]), "--data", str(built_samples), "--out", str(out),
+                     "--workers", "1", *extra]) == 0  # fmt: skip
+    assert not np.allclose(np.stack(gpd.read_parquet(control)["latent"]), np.stack(gpd.read_parquet(embeddings)["latent"]))
     groups = tmp_path / "groups.yaml"
     groups.write_text(
         "probe: [car_centric, walkable]\npairs: {houston_vs_copenhagen: [Houston, Copenhagen]}\ngroups:\n"
@@ -152,9 +156,11 @@ def test_embed_and_compare(tiny_models: dict[str, Path], built_samples: Path, tm
     report = json.loads((out / "report.json").read_text())
     loco = report["group_probe"]
     assert set(loco) == {"latent", "urban_metrics", "random_encoder"}
-    # Houston cannot be held out (its group would vanish from training): Copenhagen and Helsinki are scored
+    # Houston cannot be held out (its group would vanish from training): Copenhagen and Helsinki are scored,
+    # Copenhagen on its street tiles only (the footprint extract has no streets to embed)
     assert [row["city"] for row in loco["latent"]["cities"]] == ["Copenhagen", "Helsinki"]
     assert all(row["group"] == "walkable" and row["tiles"] > 0 for row in loco["latent"]["cities"])
+    assert loco["latent"]["cities"][0]["places"] == ["cph_vesterbro"]
     assert report["city_level_distances"] and (out / "city_dendrogram.png").stat().st_size > 5000
     assert "Leave-one-city-out group probe" in (out / "report.md").read_text()
 
