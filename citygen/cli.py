@@ -51,6 +51,19 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (a scheduler's kill, `kill PID`) unwinds like Ctrl-C, so every atomic write removes its
+    temporary file on the way out."""
+    import contextlib
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not the main thread (citygen.cli.main called from a worker thread)
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(args: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if args is None else args)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -64,6 +77,7 @@ def main(args: list[str] | None = None) -> int:
         print(f"citygen: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _terminate_as_interrupt()
     module_name, _, function_name = COMMANDS[command][0].partition(":")
     try:
         entry = getattr(importlib.import_module(module_name), function_name or "main")

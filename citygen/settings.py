@@ -4,6 +4,8 @@
   experiment configs read from (default ``./data/processed``).
 - ``CITYGEN_CACHE_DIR``: downloads from OpenStreetMap (default ``~/.cache/citygen``).
 - ``CITYGEN_RUNS_DIR``: training runs and reports (default ``./runs``).
+- ``CITYGEN_MAX_PIXELS``: the largest city raster a build accepts (default 2e9 pixels, e.g. 89 km x 89 km at
+  2 m: 72 GB of float32 bands); larger requests are refused before anything is allocated.
 - ``CITYGEN_CORPUS_DIR``: the research corpus registry and files (default: ``data_pipelines/corpus`` of the
   checkout citygen runs from, else of the working directory).
 """
@@ -47,3 +49,7 @@ def corpus_dir() -> Path:
         return Path(os.environ["CITYGEN_CORPUS_DIR"])
     root = repo_root()
     return (root if root is not None else Path.cwd()) / "data_pipelines" / "corpus"
+
+
+def max_pixels() -> int:
+    return int(float(os.environ.get("CITYGEN_MAX_PIXELS", "2e9")))

@@ -49,7 +49,10 @@ def test_groups_file_labels_every_registered_place() -> None:
 
     groups = load_groups(ROOT / "configs" / "compare" / "groups.yaml")
     assert {s.id for s in registry.list_registered()} <= set(groups.of_place)
-    assert groups.probe == ("car_centric", "walkable") and groups.pairs["houston_vs_copenhagen"] == ("Houston", "Copenhagen")
+    assert groups.probe == ("car_centric", "walkable") and groups.pairs["houston_vs_copenhagen"] == (
+        "Houston",
+        "Copenhagen",
+    )
     assert all(rule["rule"] and rule["source"] for rule in groups.rules.values())
     assert groups.of_place["houston_montrose"] == "car_centric" and groups.of_place["copenhagen_kbh"] == "walkable"
 
@@ -95,7 +98,9 @@ def test_geoparquet_edge_table_is_a_streets_only_city() -> None:
 
 def test_clip_cuts_a_whole_urban_area_to_its_documented_extent() -> None:
     clip = (-111.90, 40.74, -111.88, 40.76)  # about 1.7 x 2.2 km of Salt Lake City
-    spec = parse_city({"id": "slc", "files": [str(CORPUS / "salt_lake_city" / "slc_4881_original.parquet")], "clip": list(clip)})
+    spec = parse_city(
+        {"id": "slc", "files": [str(CORPUS / "salt_lake_city" / "slc_4881_original.parquet")], "clip": list(clip)}
+    )
     city = load_city(spec)
     box = gpd.GeoSeries([shapely.box(*clip)], crs=4326).to_crs(city.crs).iloc[0]
     assert 0 < city.extent.area <= box.area * 1.0001
@@ -125,7 +130,9 @@ def _corrupt_copy(tmp_path: Path, place: str, damage: str) -> Path:
     return corpus
 
 
-@pytest.mark.parametrize(("damage", "expected"), [("missing", "registered file missing"), ("corrupt", "corrupt or changed")])
+@pytest.mark.parametrize(
+    ("damage", "expected"), [("missing", "registered file missing"), ("corrupt", "corrupt or changed")]
+)
 def test_missing_or_corrupt_corpus_file_names_the_file_and_its_source(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], damage: str, expected: str
 ) -> None:
@@ -133,7 +140,19 @@ def test_missing_or_corrupt_corpus_file_names_the_file_and_its_source(
     for cached in (registry.list_corpus, registry.aliases):
         cached.cache_clear()
     try:
-        code = main(["data", "build", "--id", "n", "--sample", "neudrossenfeld", "--out", str(tmp_path / "out"), "--no-progress"])
+        code = main(
+            [
+                "data",
+                "build",
+                "--id",
+                "n",
+                "--sample",
+                "neudrossenfeld",
+                "--out",
+                str(tmp_path / "out"),
+                "--no-progress",
+            ]
+        )
     finally:
         monkeypatch.undo()
         for cached in (registry.list_corpus, registry.aliases):
@@ -147,24 +166,39 @@ def test_missing_or_corrupt_corpus_file_names_the_file_and_its_source(
 def test_overlapping_extracts_keep_each_place_in_one_split(tmp_path: Path) -> None:
     """London (City and Holborn) and Covent Garden overlap: the shared grid gives a place one split whichever
     extract it comes from, and no tile of one split overlaps a tile of another split of any city."""
-    specs = [parse_city({"id": c, "sample": c, "tile_size": 128, "stride": 128}) for c in ("london", "london_covent_garden")]
+    specs = [
+        parse_city({"id": c, "sample": c, "tile_size": 128, "stride": 128}) for c in ("london", "london_covent_garden")
+    ]
     results = build_dataset(specs, tmp_path, progress=False)
     assert all(r.status == "built" for r in results), [r.summary() for r in results]
     tiles = gpd.read_parquet(tmp_path / "tiles.parquet").to_crs(32630)
     a, b = tiles[tiles["city"] == "london"], tiles[tiles["city"] == "london_covent_garden"]
     pairs = gpd.sjoin(a, b, predicate="intersects")
-    shared = pairs[shapely.area(shapely.intersection(a.geometry.loc[pairs.index].values, b.geometry.loc[pairs["index_right"]].values)) > 1]
+    shared = pairs[
+        shapely.area(
+            shapely.intersection(a.geometry.loc[pairs.index].values, b.geometry.loc[pairs["index_right"]].values)
+        )
+        > 1
+    ]
     assert len(shared) >= 3, "the two extracts share ground"
     assert (shared["split_left"] == shared["split_right"]).all()
     for split in ("train", "val", "test"):
         mine, other = tiles[tiles["split"] == split], tiles[tiles["split"] != split]
         hits = gpd.sjoin(mine, other, predicate="intersects")
-        areas = shapely.area(shapely.intersection(mine.geometry.loc[hits.index].values, other.geometry.loc[hits["index_right"]].values))
+        areas = shapely.area(
+            shapely.intersection(mine.geometry.loc[hits.index].values, other.geometry.loc[hits["index_right"]].values)
+        )
         assert (areas < 1).all(), f"a {split} tile overlaps a tile of another split"
 
 
 def test_cross_city_pass_drops_the_smaller_citys_conflicting_tile() -> None:
-    boxes = [shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1), shapely.box(3, 0, 4, 1), shapely.box(0.5, 0, 1.5, 1), shapely.box(5, 5, 6, 6)]
+    boxes = [
+        shapely.box(0, 0, 1, 1),
+        shapely.box(1, 0, 2, 1),
+        shapely.box(3, 0, 4, 1),
+        shapely.box(0.5, 0, 1.5, 1),
+        shapely.box(5, 5, 6, 6),
+    ]
     tiles = gpd.GeoDataFrame(
         {"city": ["big", "big", "big", "small", "small"], "split": ["train", "train", "val", "test", "test"]},
         geometry=boxes,

@@ -18,9 +18,32 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 OVERRIDES = {
     "ae_demo": [],
     "ae_full": ["--data.batch_size", "2", "--data.num_workers", "0"],
-    "pix2pix_demo": ["--data.cities", "[helsinki_center]", "--data.min_valid_fraction", "0.5", "--data.num_workers", "0"],
-    "pix2pix_full": ["--data.batch_size", "2", "--data.num_workers", "0", "--data.cities", "[helsinki_center]", "--data.min_valid_fraction", "0.5"],
-    "pix2pix_streets_demo": ["--data.cities", "[helsinki_center]", "--data.min_valid_fraction", "0.5", "--data.num_workers", "0"],
+    "pix2pix_demo": [
+        "--data.cities",
+        "[helsinki_center]",
+        "--data.min_valid_fraction",
+        "0.5",
+        "--data.num_workers",
+        "0",
+    ],
+    "pix2pix_full": [
+        "--data.batch_size",
+        "2",
+        "--data.num_workers",
+        "0",
+        "--data.cities",
+        "[helsinki_center]",
+        "--data.min_valid_fraction",
+        "0.5",
+    ],
+    "pix2pix_streets_demo": [
+        "--data.cities",
+        "[helsinki_center]",
+        "--data.min_valid_fraction",
+        "0.5",
+        "--data.num_workers",
+        "0",
+    ],
 }
 TINY_AE = [
     "--model.init_args.input_size", "32", "--model.init_args.widths", "[8, 16]", "--model.init_args.latent_dim", "64",

@@ -143,7 +143,9 @@ def test_embed_and_compare(tiny_models: dict[str, Path], built_samples: Path, tm
     for out, extra in ((embeddings, []), (control, ["--control", "random"])):
         assert main(["embed", "--ckpt", str(tiny_models["ae_streets"]), "--data", str(built_samples), "--out", str(out),
                      "--workers", "1", *extra]) == 0  # fmt: skip
-    assert not np.allclose(np.stack(gpd.read_parquet(control)["latent"]), np.stack(gpd.read_parquet(embeddings)["latent"]))
+    assert not np.allclose(
+        np.stack(gpd.read_parquet(control)["latent"]), np.stack(gpd.read_parquet(embeddings)["latent"])
+    )
     groups = tmp_path / "groups.yaml"
     groups.write_text(
         "probe: [car_centric, walkable]\npairs: {houston_vs_copenhagen: [Houston, Copenhagen]}\ngroups:\n"
@@ -151,7 +153,17 @@ def test_embed_and_compare(tiny_models: dict[str, Path], built_samples: Path, tm
         "  walkable: {rule: r, source: s, places: [cph_vesterbro, cph_indre_by_buildings, helsinki_center]}\n"
     )
     out = tmp_path / "grouped"
-    args = ["compare", "--embeddings", str(embeddings), "--out", str(out), "--groups", str(groups), "--control", str(control)]
+    args = [
+        "compare",
+        "--embeddings",
+        str(embeddings),
+        "--out",
+        str(out),
+        "--groups",
+        str(groups),
+        "--control",
+        str(control),
+    ]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     loco = report["group_probe"]
@@ -187,11 +199,15 @@ def test_compare_skips_probes_of_absent_cities(tiny_models: dict[str, Path], bui
         ("grups: {}\n", "no `groups`"),
     ],
 )
-def test_bad_groups_file_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, expected: str) -> None:
+def test_bad_groups_file_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, expected: str
+) -> None:
     (tmp_path / "e.parquet").write_text("not used")
     groups = tmp_path / "groups.yaml"
     groups.write_text(body)
-    code = main(["compare", "--embeddings", str(tmp_path / "e.parquet"), "--groups", str(groups), "--out", str(tmp_path / "r")])
+    code = main(
+        ["compare", "--embeddings", str(tmp_path / "e.parquet"), "--groups", str(groups), "--out", str(tmp_path / "r")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and expected in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()

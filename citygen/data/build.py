@@ -6,13 +6,16 @@ Cities build in parallel processes (``workers``) or on a Dask cluster (``executo
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import platform
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,14 +28,14 @@ import numpy as np
 import pandas as pd
 import rasterio
 
-from citygen import OSM_ATTRIBUTION, __version__
+from citygen import OSM_ATTRIBUTION, __version__, settings
 from citygen.bands import BAND_NAMES, LAYER_BANDS
 from citygen.data.geotiff import atomic_path, open_writer, write_window
 from citygen.data.rasterize import CityRasterizer, grid_for
 from citygen.data.sources import load_city, sha256_file
 from citygen.data.spec import CitySpec
 from citygen.data.tiles import city_tiles, drop_cross_city_conflicts
-from citygen.errors import CitygenError, EmptyAreaError
+from citygen.errors import CitygenError, ConfigError, EmptyAreaError
 
 log = logging.getLogger(__name__)
 Executor = Literal["process", "dask"]
@@ -98,6 +101,9 @@ def build_city(spec: CitySpec, out_dir: str | Path, *, force: bool = False) -> C
         return CityResult(spec.id, "built", str(path), _build(spec, path, key))
     except CitygenError as exc:
         return CityResult(spec.id, "failed", None, error=str(exc))
+    except (OSError, rasterio.errors.RasterioError) as exc:  # disk full, permissions; no temporary file is left
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return CityResult(spec.id, "failed", None, error=f"cannot write {path}: {reason}")
 
 
 def _build(spec: CitySpec, path: Path, key: str) -> dict[str, Any]:
@@ -110,6 +116,7 @@ def _build(spec: CitySpec, path: Path, key: str) -> dict[str, Any]:
             f"use a smaller tile_size (at most {min(tight.width, tight.height)}), a finer resolution, or a larger area",
         )
     grid = grid_for(city.extent, crs=city.crs, resolution=spec.resolution, snap_m=spec.tile_stride * spec.resolution)
+    check_raster_size(spec.id, grid.width, grid.height, spec.resolution)
     timings["rasterize"], timings["write"] = 0.0, 0.0
     start = time.perf_counter()
     rasterizer = CityRasterizer(city, grid, supersample=spec.supersample)
@@ -163,11 +170,26 @@ def _build(spec: CitySpec, path: Path, key: str) -> dict[str, Any]:
             timings["write"] += time.perf_counter() - middle
         valid_px = max(sums["valid"], 1.0)
         record["band_means"] = {name: sums[name] / valid_px for name in BAND_NAMES if name != "valid"}
-        record["timings_s"] = timings
-        # peak resident memory of the building process so far (KiB on Linux)
-        record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # the GeoTIFF carries what the build made, not how long it took: a rebuild gives the same bytes
         dst.update_tags(build_record=json.dumps(record))
+    record["timings_s"] = timings
+    # peak resident memory of the building process so far (KiB on Linux)
+    record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return record
+
+
+def check_raster_size(city: str, width: int, height: int, resolution: float) -> None:
+    """Refuse a raster above ``settings.max_pixels()`` before anything is allocated for it."""
+    pixels = width * height
+    limit = settings.max_pixels()
+    if pixels > limit:
+        gigabytes = pixels * len(BAND_NAMES) * 4 / 1e9
+        raise EmptyAreaError(
+            f"city {city!r}: the raster would be {width:,} x {height:,} px at {resolution:g} m ({gigabytes:,.1f} GB of "
+            f"float32 bands), above the limit of {limit:,} px",
+            "use a coarser --resolution, a smaller area (bbox, dist or `clip`), or raise the limit with "
+            "CITYGEN_MAX_PIXELS",
+        )
 
 
 def package_versions() -> dict[str, str]:
@@ -207,8 +229,27 @@ def build_dataset(
     already up to date, the index and manifest are left untouched.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the output folder {out_dir}: {exc.strerror}", "choose a folder you can write to"
+        ) from exc
+    with dataset_lock(out_dir):
+        return _build_locked(
+            specs, out_dir, workers=workers, executor=executor, scheduler=scheduler, force=force,
+            progress=progress, on_result=on_result,
+        )  # fmt: skip
+
+
+def _build_locked(
+    specs, out_dir: Path, *, workers, executor, scheduler, force, progress, on_result
+) -> list[CityResult]:
     start = time.perf_counter()
+    remove_stale_temporaries(out_dir)
+    index_path, manifest_path = out_dir / "tiles.parquet", out_dir / "manifest.json"
+    previous = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    check_compatible(specs, previous, out_dir, force=force)
     results = _run(
         specs,
         out_dir,
@@ -222,8 +263,6 @@ def build_dataset(
     done = [r for r in results if r.status != "failed"]
     if not done:
         return results
-    index_path, manifest_path = out_dir / "tiles.parquet", out_dir / "manifest.json"
-    previous = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     unchanged = index_path.is_file() and all(
         r.status == "skipped"
         and previous.get("cities", {}).get(r.city, {}).get("build_key") == r.record.get("build_key")
@@ -241,8 +280,9 @@ def build_dataset(
         result.record["tiles"] = {
             split: int((frames[-1]["split"] == split).sum()) for split in ("train", "val", "test")
         }
-    # Cities built into this folder by earlier runs (other configs, --cities) stay in the index.
-    current = {spec.id for spec in specs}
+    # Cities built into this folder by earlier runs (other configs, --cities) stay in the index, and so does a
+    # city that failed this time: its previous GeoTIFF was never touched (writes are atomic).
+    current = {r.city for r in done}
     kept = {
         city: record
         for city, record in previous.get("cities", {}).items()
@@ -273,6 +313,95 @@ def build_dataset(
     with atomic_path(manifest_path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, default=str))
     return results
+
+
+@contextlib.contextmanager
+def dataset_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``DIR/.citygen-build.lock`` (an advisory lock that the OS drops when the process dies) while
+    building, so two builds never write one dataset folder at once."""
+    path = out_dir / ".citygen-build.lock"
+    handle = open(path, "a+")  # noqa: SIM115 - held for the duration of the build
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            raise ConfigError(
+                f"another build is writing {out_dir} (pid {owner})",
+                "wait for it to finish, or build into another --out",
+            ) from exc
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[Path]:
+    """Delete ``.NAME.PID.tmp`` files that a killed build left behind (their process is gone)."""
+    removed = []
+    for tmp in out_dir.glob(".*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    if removed:
+        log.warning("removed %d temporary files left by an interrupted build in %s", len(removed), out_dir)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# Settings every city of one dataset folder shares: tiles of one size and resolution, or `embed` and training
+# would mix them.
+_SHARED = ("resolution", "tile_size", "stride")
+
+
+def _source_of(spec: dict[str, Any]) -> dict[str, Any]:
+    keys = ("sample", "clip") if spec.get("sample") else ("place", "bbox", "point", "dist", "files", "clip")
+    source = {k: spec.get(k) for k in keys if spec.get(k) not in (None, [], "")}
+    if "files" in source:
+        source["files"] = sorted(f["path"] if isinstance(f, dict) else str(f) for f in source["files"])
+    return source
+
+
+def check_compatible(specs: Sequence[CitySpec], previous: dict[str, Any], out_dir: Path, *, force: bool) -> None:
+    """Refuse, before anything is built, a build that would mix tile sizes or resolutions in one folder, or
+    silently replace a city built from another source (allowed with ``force``)."""
+    cities = previous.get("cities", {})
+    if not cities:
+        return
+    existing = {k: next(iter(cities.values()))["spec"].get(k) for k in _SHARED}
+    for spec in specs:
+        asked = {"resolution": spec.resolution, "tile_size": spec.tile_size, "stride": spec.tile_stride}
+        if existing.get("stride") is None:
+            existing["stride"] = existing.get("tile_size")
+        if any(existing.get(k) is not None and float(existing[k]) != float(v) for k, v in asked.items()):
+            raise ConfigError(
+                f"{out_dir} holds tiles of {existing['tile_size']} px (stride {existing['stride']}) at "
+                f"{existing['resolution']:g} m; city {spec.id!r} asks {spec.tile_size} px (stride {spec.tile_stride}) "
+                f"at {spec.resolution:g} m",
+                "build into another --out (one dataset folder holds one tile size and resolution)",
+            )
+        before = cities.get(spec.id, {}).get("spec")
+        if before is not None and not force and _source_of(before) != _source_of(spec.to_dict()):
+            raise ConfigError(
+                f"city {spec.id!r} in {out_dir} was built from {_source_of(before)}; this build asks {_source_of(spec.to_dict())}",
+                "give the new source another id, build into another --out, or pass --force to replace it",
+            )
 
 
 def split_warnings(tiles: pd.DataFrame, cities: Sequence[str]) -> list[str]:

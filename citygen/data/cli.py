@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     which = samples.add_mutually_exclusive_group()
     which.add_argument("--corpus", action="store_true", help="only the research corpus")
     which.add_argument("--samples-only", action="store_true", help="only the samples installed with the package")
-    samples.add_argument("--groups", type=Path, help="groups file for the `group` column (default configs/compare/groups.yaml)")
+    samples.add_argument(
+        "--groups", type=Path, help="groups file for the `group` column (default configs/compare/groups.yaml)"
+    )
 
     build = sub.add_parser(
         "build",
@@ -87,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     one.add_argument(
         "--network-type", choices=["all", "drive", "walk", "bike"], help="street network type (default all)"
+    )
+    one.add_argument(
+        "--layers",
+        help="comma-separated layers to build, e.g. streets,buildings (default: every layer the sources hold)",
+    )
+    one.add_argument(
+        "--clip", type=float, nargs=4, metavar=("WEST", "SOUTH", "EAST", "NORTH"), help="cut local files to this box"
     )
     one.add_argument("--resolution", type=float, help="metres per pixel (default 2)")
     one.add_argument("--tile-size", type=int, help="tile size in pixels (default 256)")
@@ -177,11 +186,14 @@ def _single_city(args: argparse.Namespace) -> dict[str, object] | None:
         ("resolution", "resolution"),
         ("tile_size", "tile_size"),
         ("osm_date", "osm_date"),
+        ("clip", "clip"),
     ):
         if getattr(args, flag) is not None:
             city[key] = getattr(args, flag)
     if args.tile_size is not None:
         city["stride"] = args.tile_size
+    if args.layers:
+        city["layers"] = [layer.strip() for layer in args.layers.split(",") if layer.strip()]
     return city
 
 

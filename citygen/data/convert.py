@@ -49,7 +49,9 @@ def is_overpass_json(path: Path) -> bool:
 
 
 def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.name.lower().endswith(".gz") else open(path, encoding="utf-8")
+    return (
+        gzip.open(path, "rt", encoding="utf-8") if path.name.lower().endswith(".gz") else open(path, encoding="utf-8")
+    )
 
 
 class _NodeTable:
@@ -214,7 +216,9 @@ def vector_to_osm(
                     next_id += 1
     n_streets = len(ways)
     columns = [c for c in tag_columns if c in frame.columns]
-    for geometry, record in zip(frame.geometry.values[polygons], frame.loc[polygons, columns].to_dict("records"), strict=True):
+    for geometry, record in zip(
+        frame.geometry.values[polygons], frame.loc[polygons, columns].to_dict("records"), strict=True
+    ):
         tags = {k: str(v) for k, v in record.items() if v is not None and not (isinstance(v, float) and np.isnan(v))}
         parts = [p for p in shapely.get_parts(geometry) if not p.is_empty]
         if len(parts) == 1 and not parts[0].interiors:

@@ -102,7 +102,9 @@ def sorted_copy(path: Path, folder: Path) -> Path:
         tags = dict(obj.tags)
         if obj.is_node():
             if obj.location.valid():
-                nodes.append(mutable.Node(id=obj.id, location=(obj.location.lon, obj.location.lat), tags=tags, version=1))
+                nodes.append(
+                    mutable.Node(id=obj.id, location=(obj.location.lon, obj.location.lat), tags=tags, version=1)
+                )
         elif obj.is_way():
             ways.append(mutable.Way(id=obj.id, nodes=[n.ref for n in obj.nodes], tags=tags, version=1))
         elif obj.is_relation():

@@ -181,12 +181,20 @@ def _from_osm_file(
 def _read_frame(path: Path) -> gpd.GeoDataFrame:
     try:
         if path.name.endswith(".parquet"):
-            return gpd.read_parquet(path)
-        return gpd.read_file(f"/vsigzip/{path}" if path.name.lower().endswith(".gz") else path)
+            gdf = gpd.read_parquet(path)
+        else:
+            gdf = gpd.read_file(f"/vsigzip/{path}" if path.name.lower().endswith(".gz") else path)
     except Exception as exc:  # pyogrio raises DataSourceError and friends; pyarrow ArrowInvalid
         raise SourceError(
             f"cannot read {path.name}: {exc}", "check that the file is complete GeoJSON, GeoPackage or GeoParquet"
         ) from exc
+    if gdf.crs is None or (len(gdf) and gdf.crs.is_geographic and not _lonlat_range(gdf)):
+        raise SourceError(
+            f"{path.name} has no CRS, or coordinates that are not longitude/latitude (bounds {[round(v) for v in gdf.total_bounds]})",
+            "write the CRS into the file (e.g. with geopandas: gdf.set_crs('EPSG:32633').to_file(...)); GeoJSON "
+            "without a `crs` member is read as EPSG:4326 degrees",
+        )
+    return gdf
 
 
 def _read_vector(
@@ -197,8 +205,6 @@ def _read_vector(
     clip: tuple[float, float, float, float] | None = None,
 ) -> dict[str, gpd.GeoDataFrame]:
     gdf = _read_frame(path) if frame is None else frame
-    if gdf.crs is None:
-        raise SourceError(f"{path.name} has no CRS", "write the file with a CRS (GeoJSON is EPSG:4326 by definition)")
     if clip is not None:
         gdf = gdf[gdf.intersects(gpd.GeoSeries([shapely.box(*clip)], crs=4326).to_crs(gdf.crs).iloc[0])]
     feature_layers = [layer for layer in wanted if layer != "streets"]
@@ -287,7 +293,7 @@ def _assemble(spec: CitySpec, raws: list[_RawSource]) -> CityLayers:
             "give sources that cover an area, or a bbox / point with a distance",
         )
     merged = {
-        name: gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
+        name: _without_duplicates(gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs))
         for name, frames in features.items()
     }
     provided = {layer for raw in raws for layer in raw.layers}
@@ -303,6 +309,27 @@ def _assemble(spec: CitySpec, raws: list[_RawSource]) -> CityLayers:
         present=present,
         sources=[raw.record for raw in raws],
     )
+
+
+def _lonlat_range(frame: gpd.GeoDataFrame) -> bool:
+    west, south, east, north = frame.total_bounds
+    return bool(-180.5 <= west <= east <= 180.5 and -90.5 <= south <= north <= 90.5)
+
+
+def _without_duplicates(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """One row per OSM object: the same file given twice, or two extracts that share objects, must not count
+    a building twice. Rows without an OSM id are kept unless their geometry repeats exactly."""
+    if frame.empty:
+        return frame
+    if {"osm_type", "osm_id"} <= set(frame.columns):
+        known = frame["osm_id"].notna()
+        keys = frame["osm_type"].astype(str) + ":" + frame["osm_id"].astype(str)
+        duplicated = known & keys.duplicated()
+    else:
+        duplicated = pd.Series(False, index=frame.index)
+    geometry = pd.Series(shapely.to_wkb(frame.geometry.values), index=frame.index)
+    duplicated |= ~frame.get("osm_id", pd.Series(index=frame.index, dtype=object)).notna() & geometry.duplicated()
+    return frame[~duplicated].reset_index(drop=True)
 
 
 def undirected_edges(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,8 @@ def _check_keys(mapping: dict[str, Any], allowed: tuple[str, ...], where: str) -
 def _number(value: Any, name: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{name} in {where} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} in {where} must be a finite number, got {value!r}")
     return float(value)
 
 
@@ -212,7 +215,22 @@ def _coerce(kwargs: dict[str, Any], where: str) -> dict[str, Any]:
         _check_keys(kwargs["split"], _SPLIT_KEYS, f"{where} split")
         split = dict(kwargs["split"])
         if "fractions" in split:
-            split["fractions"] = tuple(float(f) for f in split["fractions"])
+            fractions = split["fractions"]
+            if not isinstance(fractions, (list, tuple)) or len(fractions) != 3:
+                raise ConfigError(
+                    f"{where}: split fractions must be a list of three numbers (train, val, test), got {fractions!r}",
+                    "for example `fractions: [0.7, 0.15, 0.15]`",
+                )
+            split["fractions"] = tuple(_number(f, "split fractions", where) for f in fractions)
+        if "block_tiles" in split:
+            value = split["block_tiles"]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"{where}: split block_tiles must be a whole number of tiles, at least 1, got {value!r}",
+                    "for example `block_tiles: 2` (blocks of 2 x 2 tiles go whole to one split)",
+                )
+        if "seed" in split and (isinstance(split["seed"], bool) or not isinstance(split["seed"], int)):
+            raise ConfigError(f"{where}: split seed must be a whole number, got {split['seed']!r}")
         kwargs["split"] = SplitSpec(**split)
     for key in ("resolution", "min_valid_fraction"):
         if key in kwargs:

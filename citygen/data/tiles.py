@@ -120,11 +120,7 @@ def city_tiles(path: str, spec: CitySpec) -> gpd.GeoDataFrame:
     kept: list[tuple[int, int, float, str]] = []
     for row, col, fraction in candidates:
         # every stride cell the tile covers must lie in blocks of one split (stride < size reaches over)
-        labels = {
-            label_of(r, c)
-            for r in range(row, row + size, stride)
-            for c in range(col, col + size, stride)
-        }
+        labels = {label_of(r, c) for r in range(row, row + size, stride) for c in range(col, col + size, stride)}
         if len(labels) == 1:
             kept.append((row, col, fraction, labels.pop()))
     kept = _drop_cross_split_overlaps(kept, size)

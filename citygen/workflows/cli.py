@@ -66,7 +66,9 @@ def compare_main(argv: list[str] | None = None) -> int:
         "of the leave-one-city-out probe",
     )  # fmt: skip
     parser.add_argument(
-        "--control", type=Path, help="embeddings of the same tiles by a random encoder (`citygen embed --control random`)"
+        "--control",
+        type=Path,
+        help="embeddings of the same tiles by a random encoder (`citygen embed --control random`)",
     )
     args = parser.parse_args(argv)
     from citygen.workflows.compare import compare

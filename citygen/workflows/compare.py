@@ -87,7 +87,9 @@ def metric_matrix(table: pd.DataFrame) -> np.ndarray:
     return table[metric_columns(table)].to_numpy(dtype=np.float64)
 
 
-def metrics_baseline(table: pd.DataFrame, probes: dict[str, tuple[str, ...] | None] | None = None) -> dict[str, dict[str, Any]]:
+def metrics_baseline(
+    table: pd.DataFrame, probes: dict[str, tuple[str, ...] | None] | None = None
+) -> dict[str, dict[str, Any]]:
     """The city probes on each tile's urban metrics (the `metric_*` columns: street and intersection
     density, orientation entropy, ...) instead of its latent vector: what the latent space adds over the
     measures an urbanist would compute first."""
@@ -123,7 +125,11 @@ def _same_channels(table: pd.DataFrame) -> pd.DataFrame:
         )
         signature = signature + ":" + sources
     present_groups = table["group"].unique()
-    shared = set.intersection(*(set(signature[table["group"] == g]) for g in present_groups)) if len(present_groups) else set()
+    shared = (
+        set.intersection(*(set(signature[table["group"] == g]) for g in present_groups))
+        if len(present_groups)
+        else set()
+    )
     if not shared:
         return table.iloc[0:0]
     # Most tiles first; ties go to the signature with more layers (streets first), then by name, so the choice
@@ -323,6 +329,9 @@ def compare(
     if table["city"].nunique() < 2:
         raise ConfigError("the embeddings hold a single city", "embed a dataset with two or more cities")
     table["group"] = table["city"].map({c: city_group(c) for c in table["city"].unique()})
+    bands = [b for b in (_metadata(embeddings).get("citygen_bands") or "").split(",") if b]
+    if bands:  # like with like on the bands the model sees: a streets model ignores which places have footprints
+        table = table.drop(columns=[c for c in table.columns if c.startswith("present_") and c[8:] not in bands])
     z = latent_matrix(table)
     if not np.isfinite(z).all():
         raise SourceError(
@@ -338,9 +347,8 @@ def compare(
     r2 = metric_r2(table, z)
     neighbours = nearest_neighbours(table, z, queries=_pick_queries(table))
     control_z = None if control is None else aligned_latents(control, table)
-    bands = (_metadata(embeddings).get("citygen_bands") or "").split(",")
     city_level, city_figures = city_level_report(
-        table, z, group_file, out, bands=[b for b in bands if b], control=control_z,
+        table, z, group_file, out, bands=bands, control=control_z,
         metrics=metric_matrix(table) if metric_columns(table) else None,
     )  # fmt: skip
     from citygen.workflows import figures
@@ -469,7 +477,9 @@ def markdown_report(report: dict[str, Any]) -> str:
             "",
             "## Leave-one-city-out group probe",
             "",
-            f"Groups from `{report.get('groups_file')}`: " + ", ".join(report.get("groups", {})) + ". For each city of the",
+            f"Groups from `{report.get('groups_file')}`: "
+            + ", ".join(report.get("groups", {}))
+            + ". For each city of the",
             "probed groups, a linear probe trained on the tiles of all other cities predicts the group of its tiles;",
             "the city's label is their majority. Baselines: the tiles' urban metrics, and an encoder of the same",
             f"architecture with random weights. {report.get('group_probe_tiles', 0)} tiles whose embedded bands are present.",

@@ -102,6 +102,24 @@ def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32, pooling
     return np.concatenate(latents).astype(np.float32)
 
 
+def check_bands_present(tiles, bands: list[str], root: Path) -> None:
+    """Refuse a dataset in which no tile has a band the model was trained on (it would embed zeros); name
+    the places that lack a band the others have."""
+    missing = [b for b in bands if f"present_{b}" in tiles and not tiles[f"present_{b}"].astype(bool).any()]
+    if missing:
+        raise ConfigError(
+            f"no tile of {root} has the band(s) {missing} this model was trained on (their sources lack them)",
+            "embed a dataset built from sources that hold those layers, or a model trained on the bands present",
+        )
+    for band in bands:
+        column = f"present_{band}"
+        if column in tiles:
+            lacking = sorted(tiles.loc[~tiles[column].astype(bool), "city"].unique())
+            if lacking:
+                log.warning("%s lack the %s band: their tiles embed it as empty (citygen compare leaves them "
+                            "out of the group probe)", ", ".join(lacking), band)  # fmt: skip
+
+
 def random_control(task, dataset: CityTileDataset, train: np.ndarray, *, seed: int = 0, batch: int = 32):
     """A copy of ``task`` with freshly initialised weights: the control an embedding must beat (an untrained
     encoder of the same architecture). Its batch norms get the mean and variance of their inputs over the
@@ -157,6 +175,7 @@ def embed(
     root = Path(data) if data is not None else (trained_on or settings.data_dir())
     extra = [] if "valid" in task.bands else ["valid"]
     dataset = CityTileDataset(root, bands=[*task.bands, *extra])
+    check_bands_present(dataset.tiles, list(task.bands), root)
     pooling = resolve_pooling(task, pooling)
     if control == "random":
         task = random_control(task, dataset, (dataset.tiles["split"] == "train").to_numpy(), seed=seed)

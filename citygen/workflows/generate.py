@@ -90,7 +90,7 @@ def check_targets(
     for name, value in targets.items():
         if name in ranges and not ranges[name][0] <= value <= ranges[name][1]:
             low, high = ranges[name]
-            message = f"target {name}={value:g} lies outside the range seen in training [{low:.3g}, {high:.3g}]"
+            message = f"target {name}={value!r} lies outside the range seen in training [{low!r}, {high!r}]"
             if strict:
                 raise ConfigError(message, "choose a value inside the range, or pass --allow-extrapolation")
             log.warning("%s; the model extrapolates", message)
@@ -100,6 +100,11 @@ def check_targets(
 def placement(at: tuple[float, float] | None, size: int, resolution: float) -> tuple[CRS, Affine]:
     """UTM CRS and transform of a size x size grid centred on (lon, lat)."""
     lon, lat = at or DEFAULT_AT
+    if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -80 <= lat <= 84):
+        raise ConfigError(
+            f"--at {lon:g},{lat:g} is not a place UTM can hold (longitude -180..180, latitude -80..84)",
+            "write LON,LAT in degrees, longitude first, e.g. --at 12.5683,55.6761",
+        )
     crs = utm_crs_for(lon, lat)
     x, y = gpd.GeoSeries([shapely.Point(lon, lat)], crs=4326).to_crs(crs).iloc[0].coords[0]
     half = size * resolution / 2
@@ -164,6 +169,11 @@ def generate(
     ranges = training_ranges(root, conditions, size)
     targets = check_targets(dict(targets), conditions, ranges, strict=strict)
     inputs, crs, transform = None, None, None
+    if streets is not None and not task.input_bands:
+        raise ConfigError(
+            "--streets was given, but this model draws layouts from targets alone and takes no input bands",
+            "drop --streets, or pass a streets-to-buildings checkpoint (configs/experiments/pix2pix_streets_demo.yaml)",
+        )
     if task.input_bands:
         if streets is None:
             raise ConfigError(
@@ -176,7 +186,12 @@ def generate(
     t = torch.tensor([[targets[c] for c in conditions]], dtype=torch.float32) if conditions else None
     layouts = task.generate(t, inputs, size=size, num_candidates=n, seed=seed, resolution_m=resolution)[0].numpy()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the output folder {out}: {exc.strerror}", "choose a folder you can write to"
+        ) from exc
     candidates: list[Candidate] = []
     for k, layout in enumerate(layouts):
         bands = {name: layout[i] for i, name in enumerate(task.output_bands)}
@@ -258,6 +273,11 @@ def generate(
     }
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=float))
+    # the folder holds what its report lists: candidates of an earlier, larger --n go
+    listed = {c["file"] for c in report["candidates"]} | {c["vectors"] for c in report["candidates"]}
+    for stale in [*out.glob("candidate_*.tif"), *out.glob("candidate_*.geojson")]:
+        if stale.name not in listed:
+            stale.unlink()
     return report
 
 

@@ -56,13 +56,17 @@ def load_groups(path: str | Path | None = None, *, strict: bool = True) -> Group
             return Groups(of_place={}, probe=(), pairs={"houston_vs_copenhagen": ("Houston", "Copenhagen")})
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"groups file not found: {path}", "pass an existing YAML file, e.g. configs/compare/groups.yaml")
+        raise ConfigError(
+            f"groups file not found: {path}", "pass an existing YAML file, e.g. configs/compare/groups.yaml"
+        )
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("groups"), dict) or not raw["groups"]:
-        raise ConfigError(f"{path} has no `groups` mapping", "write `groups:` with `NAME: {rule, source, places: [...]}`")
+        raise ConfigError(
+            f"{path} has no `groups` mapping", "write `groups:` with `NAME: {rule, source, places: [...]}`"
+        )
     unknown_keys = set(raw) - {"groups", "probe", "pairs"}
     if unknown_keys:
         raise ConfigError(f"unknown keys in {path}: {sorted(unknown_keys)}", "allowed: groups, probe, pairs")
@@ -79,7 +83,9 @@ def load_groups(path: str | Path | None = None, *, strict: bool = True) -> Group
     known = {s.id for s in list_registered()} | set(aliases())
     unknown = sorted(set(of_place) - known)
     if unknown and strict:
-        hints = [f"{u} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(u, known, n=1)) else u for u in unknown]
+        hints = [
+            f"{u} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(u, known, n=1)) else u for u in unknown
+        ]
         raise ConfigError(
             f"{path} names places no registry knows: {', '.join(hints)}",
             "use ids from `citygen data samples --json` (samples and corpus)",
@@ -90,7 +96,9 @@ def load_groups(path: str | Path | None = None, *, strict: bool = True) -> Group
     probe = tuple(raw.get("probe") or rules)
     missing = [g for g in probe if g not in rules]
     if missing or len(probe) < 2:
-        raise ConfigError(f"{path}: `probe` must name two or more of its groups, got {list(probe)}", f"groups: {', '.join(rules)}")
+        raise ConfigError(
+            f"{path}: `probe` must name two or more of its groups, got {list(probe)}", f"groups: {', '.join(rules)}"
+        )
     pairs = {str(k): tuple(str(c) for c in v) for k, v in (raw.get("pairs") or {}).items()}
     return Groups(of_place=of_place, probe=probe, pairs=pairs, rules=rules, path=str(path))
 
@@ -119,7 +127,11 @@ def leave_one_city_out(table: pd.DataFrame, z: np.ndarray, groups: Groups) -> di
     frame = frame.assign(_city=frame["city"].map(city_name))
     cities = sorted(frame["_city"].unique())
     if frame["_group"].nunique() < 2 or len(cities) < 3:
-        return {"accuracy": None, "reason": f"fewer than two groups or three cities among the tiles ({cities})", "cities": []}
+        return {
+            "accuracy": None,
+            "reason": f"fewer than two groups or three cities among the tiles ({cities})",
+            "cities": [],
+        }
     rows = []
     for city in cities:
         held = (frame["_city"] == city).to_numpy()
@@ -267,7 +279,10 @@ def city_level_report(
     labelled = set(groups.of_place)
     report = {
         "groups_file": groups.path,
-        "groups": {g: {**groups.rules.get(g, {}), "places": sorted(p for p, x in groups.of_place.items() if x == g)} for g in groups.rules},
+        "groups": {
+            g: {**groups.rules.get(g, {}), "places": sorted(p for p, x in groups.of_place.items() if x == g)}
+            for g in groups.rules
+        },
         "group_probe": loco,
         "group_probe_tiles": int(keep.sum()),
         "unlabelled_places": sorted(set(table["city"]) - labelled),

@@ -19,7 +19,6 @@ Each variant replaces (or extends) the `latent` column of an embeddings table an
 from __future__ import annotations
 
 import argparse
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,6 @@ from sklearn.model_selection import GroupKFold
 
 from citygen import settings
 from citygen.data.dataset import CityTileDataset
-from citygen.models import init_weights
 from citygen.models.texture import latent_statistics, mapped_cells, offsets_within
 from citygen.workflows import compare
 from citygen.workflows.checkpoints import load_task
