@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from lightning.pytorch import Trainer
@@ -92,6 +92,33 @@ class CitygenSaveConfig(SaveConfigCallback):
                     lg.experiment.save(str(copy), base_path=str(copy.parent), policy="now")
             self.already_saved = True
         self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+
+class ConciseParser(LightningArgumentParser):
+    """Report a bad option or config key on one line, with the closest valid key, instead of the ~70-line
+    usage text jsonargparse prints first (the line that matters would scroll out of view)."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        import difflib
+        import re
+        import sys
+
+        if not getattr(self, "exit_on_error", True):
+            return super().error(message, ex)
+        parsers = [self]
+        for action in self._actions:  # the subcommands' parsers hold the keys of a config
+            parsers += list(getattr(action, "_name_parser_map", {}).values())
+        keys = sorted({o.lstrip("-") for p in parsers for o in p._option_string_actions if o.startswith("--")})
+        text = " ".join(line.strip() for line in message.strip().splitlines() if line.strip()) or "invalid arguments"
+        hint = ""
+        unknown = re.search(r"does not accept option '([^']+)'|[Uu]nrecognized arguments?: (\S+)", message)
+        if unknown:
+            key = next(g for g in unknown.groups() if g).lstrip("-")
+            close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+        command = "fit" if "'fit'" in message or " fit" in self.prog else "COMMAND"
+        print(f"error: {text}{hint}; `citygen {command} --help` lists the valid keys", file=sys.stderr)
+        raise SystemExit(2)
 
 
 class CitygenCLI(LightningCLI):
@@ -170,6 +197,7 @@ def main(args: list[str] | None = None) -> int:
             subclass_mode_data=False,
             save_config_callback=CitygenSaveConfig,
             auto_configure_optimizers=False,
+            parser_class=ConciseParser,
             args=args,
         )
     finally:

@@ -274,3 +274,18 @@ def test_clip_box_is_checked() -> None:
         43.75,
     )
     assert shapely.box(7.40, 43.72, 7.44, 43.75).area > 0
+
+
+# 20. a bad key in a training config: one line, last, with the closest valid spelling
+
+
+def test_unknown_config_key_is_one_line_with_the_closest_spelling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bad.yaml"
+    text = (ROOT / "configs" / "experiments" / "ae_demo.yaml").read_text()
+    config.write_text(text.replace("max_epochs: 12", "max_epoch: 12"))
+    assert main(["fit", "--config", str(config)]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert "trainer.max_epoch" in lines[-1] and "did you mean 'trainer.max_epochs'" in lines[-1]
+    assert not any(line.lstrip().startswith("usage:") for line in lines), "no 70 lines of usage text"

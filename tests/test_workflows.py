@@ -377,3 +377,48 @@ def test_embed_tiles_takes_bands_by_name(tiny_models: dict[str, Path], built_sam
     assert not np.allclose(embed_tiles(task, CityTileDataset(built_samples, bands=bands, **kwargs)), expected)
     with pytest.raises(ConfigError, match="read the dataset with the model's bands"):
         embed_tiles(task, CityTileDataset(built_samples, bands=bands[:1], **kwargs))
+
+
+def test_generate_and_checkpoint_bad_input(
+    tiny_models: dict[str, Path], built_samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 18: each bad input to generate / evaluate / embed is one clear line, exit 2, nothing written;
+    a reused --out holds exactly what its report lists."""
+    p2p, ae = str(tiny_models["p2p"]), str(tiny_models["ae"])
+    streets = str(built_samples / "helsinki_center.tif")
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(Path(p2p).read_bytes()[:5000])
+    cases = [
+        (["generate", "--ckpt", p2p, "--at", "95,95", "--out"], "not a place UTM can hold"),
+        (["generate", "--ckpt", p2p, "--n", "0", "--out"], "--n must be at least 1"),
+        (["generate", "--ckpt", p2p, "--target", "building_coverage=nan", "--out"], "cannot read target"),
+        (["generate", "--ckpt", p2p, "--target", "floor_space=3", "--out"], "unknown target"),
+        (["generate", "--ckpt", p2p, "--streets", streets, "--out"], "takes no input bands"),
+        (["generate", "--ckpt", str(truncated), "--out"], "cannot read checkpoint"),
+        (["generate", "--ckpt", ae, "--out"], "needs a Pix2PixTask"),
+        (["embed", "--ckpt", p2p, "--data", str(built_samples), "--out"], "needs a AutoencoderTask"),
+        (["embed", "--ckpt", str(truncated), "--data", str(built_samples), "--out"], "cannot read checkpoint"),
+    ]
+    for args, expected in cases:
+        out = tmp_path / "out"
+        code = main([*args, str(out / "x.parquet") if args[0] == "embed" else str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and expected in err and "Traceback" not in err, (args, err)
+        assert not out.exists() or not list(out.iterdir()), args
+    out = tmp_path / "reused"
+    assert main(["generate", "--ckpt", p2p, "--n", "3", "--no-street-search", "--out", str(out)]) == 0
+    assert main(["generate", "--ckpt", p2p, "--n", "1", "--no-street-search", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("candidate_*")) == ["candidate_0.geojson", "candidate_0.tif"]
+
+
+def test_embed_refuses_a_dataset_without_the_models_bands(
+    tiny_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "streets_only"
+    assert main(["data", "build", "--id", "cph", "--sample", "cph_indre_by_streets", "--tile-size", "128",
+                 "--out", str(data), "--no-progress"]) == 0  # fmt: skip
+    capsys.readouterr()
+    out = tmp_path / "e.parquet"
+    code = main(["embed", "--ckpt", str(tiny_models["ae"]), "--data", str(data), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "['buildings']" in err and "Traceback" not in err and not out.exists()
