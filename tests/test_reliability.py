@@ -289,3 +289,15 @@ def test_unknown_config_key_is_one_line_with_the_closest_spelling(
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert "trainer.max_epoch" in lines[-1] and "did you mean 'trainer.max_epochs'" in lines[-1]
     assert not any(line.lstrip().startswith("usage:") for line in lines), "no 70 lines of usage text"
+
+
+# 17. an offline download fails at once, before OSMnx's retries
+
+
+def test_offline_download_fails_fast_pointing_to_local_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run(["data", "build", "--id", "x", "--bbox", "-95.40", "29.70", "-95.39", "29.71", "--out",
+                      str(tmp_path / "o"), "--no-progress"], capsys)  # fmt: skip
+    assert code == 2 and "cannot reach the Overpass API" in err and "local files" in err
+    _one_clear_line(err)

@@ -60,6 +60,22 @@ def osmnx_settings(spec: CitySpec) -> Iterator[None]:
             setattr(ox.settings, name, value)
 
 
+ONLINE_CHECK_TIMEOUT_S = 5.0
+
+
+def check_online() -> None:
+    """Fail within seconds when OpenStreetMap's servers cannot be reached, before OSMnx's retries and pauses
+    (about a minute offline) start: one GET of the Overpass status page, which OSMnx reads anyway."""
+    url = ox.settings.overpass_url.rstrip("/") + "/status"
+    try:
+        requests.get(url, timeout=ONLINE_CHECK_TIMEOUT_S)
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        raise NetworkUnavailableError(
+            f"cannot reach the Overpass API ({url}) within {ONLINE_CHECK_TIMEOUT_S:g} s: the network is unreachable",
+            _OFFLINE_FIX,
+        ) from exc
+
+
 def request_area(spec: CitySpec) -> shapely.Polygon:
     """The requested area in lon/lat: the geocoded place polygon, the bbox, or the square around the point."""
     if spec.bbox is not None:
@@ -107,6 +123,7 @@ def download(spec: CitySpec) -> _RawSource:
     folder = cache_dir() / "downloads" / spec.request_key()
     if not (folder / "request.json").is_file():
         with osmnx_settings(spec):
+            check_online()
             try:
                 area = request_area(spec)
                 graph, features = _fetch(spec, area)
