@@ -118,11 +118,12 @@ def _same_channels(table: pd.DataFrame) -> pd.DataFrame:
         return table
     signature = table[present].astype(str).agg("".join, axis=1)
     if "present_streets" in table:
-        sources = (
-            table["city"]
-            .map({c: street_source(c) for c in table["city"].unique()})
-            .where(table["present_streets"].astype(bool), "")
+        network = (
+            table["street_source"]
+            if "street_source" in table
+            else table["city"].map({c: street_source(c) for c in table["city"].unique()})
         )
+        sources = network.where(table["present_streets"].astype(bool), "")
         signature = signature + ":" + sources
     present_groups = table["group"].unique()
     shared = (
@@ -149,13 +150,15 @@ def _same_channels(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def spatial_blocks(table: pd.DataFrame, block_m: float = 1024.0) -> np.ndarray:
-    """A block id per tile: its sample and the ``block_m`` square (in the tile's metric CRS) holding its
-    lower-left corner; tiles of one block are never split between cross-validation folds."""
+    """A block id per tile: the ``block_m`` square (in the tile's metric CRS) holding its lower-left corner,
+    keyed by the CRS rather than the city, so the tiles of overlapping extracts of one place (central
+    Copenhagen and Vesterbro) share a block; tiles of one block are never split between cross-validation folds."""
     if not {"minx", "miny"} <= set(table.columns):
         return table["city"].astype(str).to_numpy()
+    key = table["crs"].astype(str) if "crs" in table else table["city"].astype(str)
     col = np.floor(table["minx"].to_numpy(float) / block_m).astype(int).astype(str)
     row = np.floor(table["miny"].to_numpy(float) / block_m).astype(int).astype(str)
-    return (table["city"].astype(str) + ":" + row + ":" + col).to_numpy()
+    return (key + ":" + row + ":" + col).to_numpy()
 
 
 # Inverse L2 strength of the probe's logistic regression on standardised features; chosen among 0.01, 0.1
@@ -328,7 +331,11 @@ def compare(
     table = load_embeddings(embeddings).reset_index(drop=True)
     if table["city"].nunique() < 2:
         raise ConfigError("the embeddings hold a single city", "embed a dataset with two or more cities")
-    table["group"] = table["city"].map({c: city_group(c) for c in table["city"].unique()})
+    root = Path(data_root) if data_root else _data_root(embeddings)
+    place, network = built_places(root, table["city"].unique())
+    table["place"] = table["city"].map(place)  # the registered place a built city came from
+    table["street_source"] = table["city"].map(network)
+    table["group"] = table["place"].map({c: city_group(c) for c in set(place.values())})
     bands = [b for b in (_metadata(embeddings).get("citygen_bands") or "").split(",") if b]
     if bands:  # like with like on the bands the model sees: a streets model ignores which places have footprints
         table = table.drop(columns=[c for c in table.columns if c.startswith("present_") and c[8:] not in bands])
@@ -339,7 +346,6 @@ def compare(
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    root = Path(data_root) if data_root else _data_root(embeddings)
     distances = city_distances(table, z)
     probes = {name: linear_probe(table, z, cities) for name, cities in probe_set.items()}
     skipped = {name: p["reason"] for name, p in probes.items() if p["accuracy"] is None}
@@ -384,6 +390,18 @@ def compare(
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(markdown_report(report))
     return report
+
+
+def built_places(root: Path | None, cities: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """For each built city: the registered place it was built from (its spec's `sample`, else its own id) and
+    the street network type it was built with, from the dataset's manifest (registry values without one)."""
+    specs = {}
+    manifest = None if root is None else Path(root) / "manifest.json"
+    if manifest is not None and manifest.is_file():
+        specs = {c: r.get("spec", {}) for c, r in json.loads(manifest.read_text()).get("cities", {}).items()}
+    place = {c: specs.get(c, {}).get("sample") or c for c in cities}
+    network = {c: specs.get(c, {}).get("network_type") or street_source(place[c]) for c in cities}
+    return place, network
 
 
 def _metadata(embeddings: str | Path) -> dict[str, str]:

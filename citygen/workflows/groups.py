@@ -122,9 +122,10 @@ def _probe_model() -> Any:
 def leave_one_city_out(table: pd.DataFrame, z: np.ndarray, groups: Groups) -> dict[str, Any]:
     """For each city of the probed groups: a linear probe trained on the tiles of all other cities predicts its
     tiles' group; the city's label is the majority of its tiles. Accuracy over cities, and the per-city table."""
-    frame = table.assign(_row=np.arange(len(table)), _group=table["city"].map(groups.of_place))
+    places = table["place"] if "place" in table else table["city"]
+    frame = table.assign(_row=np.arange(len(table)), _group=places.map(groups.of_place), _place=places)
     frame = frame[frame["_group"].isin(groups.probe)]
-    frame = frame.assign(_city=frame["city"].map(city_name))
+    frame = frame.assign(_city=frame["_place"].map(city_name))
     cities = sorted(frame["_city"].unique())
     if frame["_group"].nunique() < 2 or len(cities) < 3:
         return {
@@ -175,7 +176,8 @@ def city_level_distances(table: pd.DataFrame, z: np.ndarray) -> pd.DataFrame:
     """Distances between city (registry `city` name) centroids in the standardised latent space."""
     from citygen.workflows.compare import city_distances
 
-    return city_distances(table.assign(city=table["city"].map(city_name)), z)
+    places = table["place"] if "place" in table else table["city"]
+    return city_distances(table.assign(city=places.map(city_name)), z)
 
 
 def dendrogram(distances: pd.DataFrame, groups: Groups, path: Path, *, title: str) -> Path:
@@ -285,7 +287,7 @@ def city_level_report(
         },
         "group_probe": loco,
         "group_probe_tiles": int(keep.sum()),
-        "unlabelled_places": sorted(set(table["city"]) - labelled),
+        "unlabelled_places": sorted(set(table["place"] if "place" in table else table["city"]) - labelled),
         "city_level_distances": distances.round(4).to_dict() if not distances.empty else {},
     }
     return report, figures
