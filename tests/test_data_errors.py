@@ -13,6 +13,7 @@ from citygen.data import geotiff
 from citygen.data.build import build_dataset
 from citygen.data.samples import samples_dir
 from citygen.data.spec import load_config, parse_city
+from citygen.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +130,9 @@ def test_rerun_skips_complete_cities_and_rebuilds_corrupt_ones(tmp_path: Path) -
     third = build_dataset(specs, tmp_path, progress=False)
     assert [r.status for r in third] == ["skipped", "built"]
     changed = [parse_city({"id": "houston_museum_district", "sample": "houston_museum_district", "resolution": 4.0})]
-    assert build_dataset(changed, tmp_path, progress=False)[0].status == "built"
+    with pytest.raises(ConfigError, match="holds tiles of 256 px"):  # one folder, one resolution (issue 18)
+        build_dataset(changed, tmp_path, progress=False)
+    assert build_dataset(changed, tmp_path / "at_4m", progress=False)[0].status == "built"
 
 
 def test_cli_build_single_sample_and_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,8 +56,14 @@ def test_absent_layers_are_not_measurable_not_zero(rasters) -> None:
     assert math.isnan(m["k_avg"]) and "directions" in m.notes["k_avg"]
 
 
-def tile_of(rasters, sample_id: str, row: int = 400, col: int = 400, size: int = 256) -> dict[str, np.ndarray]:
+def tile_of(
+    rasters, sample_id: str, row: int | None = None, col: int | None = None, size: int = 256
+) -> dict[str, np.ndarray]:
+    """A window of a city raster, by default its centre (fully inside the mapped area)."""
     data = read_raster(rasters / f"{sample_id}.tif")
+    height, width = data.bands["valid"].shape
+    row = (height - size) // 2 if row is None else row
+    col = (width - size) // 2 if col is None else col
     return {k: v[row : row + size, col : col + size] for k, v in data.bands.items() if data.present.get(k, True)}
 
 

@@ -320,23 +320,33 @@ def dataset_lock(out_dir: Path) -> Iterator[None]:
     """Hold ``DIR/.citygen-build.lock`` (an advisory lock that the OS drops when the process dies) while
     building, so two builds never write one dataset folder at once."""
     path = out_dir / ".citygen-build.lock"
-    handle = open(path, "a+")  # noqa: SIM115 - held for the duration of the build
-    try:
+    while True:
+        handle = open(path, "a+")  # noqa: SIM115 - held for the duration of the build
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             handle.seek(0)
             owner = handle.read().strip() or "unknown"
+            handle.close()
             raise ConfigError(
                 f"another build is writing {out_dir} (pid {owner})",
                 "wait for it to finish, or build into another --out",
             ) from exc
+        try:
+            same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        handle.close()  # the previous holder removed the file between our open and our lock: take the new one
+    try:
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
         yield
     finally:
+        path.unlink(missing_ok=True)  # nothing left behind; removed while still held (see the loop above)
         handle.close()
 
 
