@@ -40,9 +40,9 @@ URBAN = ("street_density_km_km2", "intersection_density_km2", "building_coverage
 
 def load_checkpoint(path: Path) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """(task in eval mode, citygen meta, data module state) of a checkpoint, loaded with weights_only=True."""
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}", "pass the path of a .ckpt file written by `citygen fit`")
-    raw = torch.load(path, map_location="cpu", weights_only=True)
+    from citygen.workflows.checkpoints import read_checkpoint  # the one reader: missing and corrupt files alike
+
+    raw = read_checkpoint(path)
     meta = raw.get(META_KEY)
     if not meta:
         raise CheckpointError(f"{path} was not written by a citygen task", "evaluate checkpoints of `citygen fit`")

@@ -398,10 +398,11 @@ def test_generate_and_checkpoint_bad_input(
         (["generate", "--ckpt", ae, "--out"], "needs a Pix2PixTask"),
         (["embed", "--ckpt", p2p, "--data", str(built_samples), "--out"], "needs a AutoencoderTask"),
         (["embed", "--ckpt", str(truncated), "--data", str(built_samples), "--out"], "cannot read checkpoint"),
+        (["evaluate", "--ckpt", str(truncated), "--json"], "cannot read checkpoint"),
     ]
     for args, expected in cases:
         out = tmp_path / "out"
-        code = main([*args, str(out / "x.parquet") if args[0] == "embed" else str(out)])
+        code = main([*args, str(out / "x.json") if args[0] in ("embed", "evaluate") else str(out)])
         err = capsys.readouterr().err
         assert code == 2 and expected in err and "Traceback" not in err, (args, err)
         assert not out.exists() or not list(out.iterdir()), args
