@@ -167,7 +167,7 @@ def _from_osm_file(
         # What the file holds decides: a file without building footprints is a filtered extract (streets
         # only, for instance), so its feature layers are absent, not zero.
         found = {"streets"} if extract.graph is not None else set()
-        if "buildings" in extract.features:
+        if "buildings" in extract.features or ("buildings" not in wanted and extract.features):
             found |= set(wanted) - {"streets"}
         provided = tuple(layer for layer in wanted if layer in found)
     if not provided:
