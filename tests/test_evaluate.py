@@ -39,7 +39,7 @@ def test_evaluate_autoencoder(built_samples: Path, runs: Path, tmp_path: Path) -
                 "street_density_km_km2_spearman", "intersection_density_km2_spearman", "building_coverage_rel_error"):  # fmt: skip
         assert key in res
     assert 0 <= res["iou_streets"] <= 1 and res["crops"] > 24
-    with pytest.raises(CheckpointError, match="no checkpoint"):
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
         evaluate(["--ckpt", str(tmp_path / "missing.ckpt")])
 
 

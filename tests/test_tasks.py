@@ -77,16 +77,21 @@ def test_vae_and_predict_return_latents() -> None:
 
 
 def test_contrastive_term_learns_to_pair_neighbours(built_samples: Path) -> None:
-    """InfoNCE between two crops of each tile starts near chance (log of the batch size), reaches the
+    """InfoNCE between two crops of each tile starts near chance (log of the number of pairs), reaches the
     encoder's first layer through the texture statistics, and falls as the model learns to pair the crops."""
     L.seed_everything(0)
-    dm = CityTileDataModule(root=str(built_samples), bands=["streets", "buildings"], crop_size=32, batch_size=8,
-                            cities=["helsinki_center", "houston_montrose", "monaco", "kotka_karhula"],
+    dm = CityTileDataModule(root=str(built_samples), bands=["streets", "buildings"], crop_size=32, batch_size=16,
+                            cities=["helsinki_center", "houston_montrose"],
                             neighbour_crops=True, seed=0)  # fmt: skip
     task = AutoencoderTask(bands=["streets", "buildings"], input_size=32, widths=[16, 32], bottleneck="spatial",
                            latent_dim=128, lr=3e-3, contrastive_weight=1.0)  # fmt: skip
     quiet_trainer(max_steps=2, limit_val_batches=0).fit(task, datamodule=dm)  # the training path runs
     batch = next(iter(dm.train_dataloader()))
+    # crops with no street or building in one view (a park, a bayou) cannot be paired by any model: keep the rest
+    drawn = (batch["image"][:, :2].sum((1, 2, 3)) > 0) & (batch["neighbour"][:, :2].sum((1, 2, 3)) > 0)
+    assert int(drawn.sum()) >= 4
+    batch = {k: v[drawn] if isinstance(v, torch.Tensor) and len(v) == len(drawn) else v for k, v in batch.items()}
+    n = int(drawn.sum())
     task.eval()  # fixed BatchNorm statistics: the loss depends on the weights only
 
     def loss() -> torch.Tensor:
@@ -94,7 +99,7 @@ def test_contrastive_term_learns_to_pair_neighbours(built_samples: Path) -> None
 
     first_loss = loss()
     first = first_loss.item()
-    assert first == pytest.approx(torch.log(torch.tensor(8.0)).item(), rel=0.25)
+    assert first == pytest.approx(torch.log(torch.tensor(float(n))).item(), rel=0.25)
     first_loss.backward()
     assert task.net.encoder.features[0].weight.grad.abs().sum() > 0
     optimizer = torch.optim.Adam(task.parameters(), lr=1e-3)

@@ -17,6 +17,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # shrink every shipped config to one tiny batch; pix2pix on the only fixture city with streets + buildings
 OVERRIDES = {
     "ae_demo": [],
+    "ae_corpus": [],
     "ae_full": ["--data.batch_size", "2", "--data.num_workers", "0"],
     "pix2pix_demo": [
         "--data.cities",

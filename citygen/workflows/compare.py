@@ -66,8 +66,9 @@ def _sample_field(city_id: str, field: str) -> str | None:
 
 def city_group(city_id: str) -> str:
     """The city a registered place belongs to (Houston for houston_montrose); other ids stand for themselves."""
-    city = _sample_field(city_id, "city")
-    return city.split(",")[0] if city is not None else city_id
+    from citygen.workflows.groups import city_name
+
+    return city_name(city_id)
 
 
 def street_source(city_id: str) -> str:
