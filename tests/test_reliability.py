@@ -232,6 +232,11 @@ def test_read_only_output_folder_and_full_disk(
         locked.chmod(0o500)
         code, err = _run(["data", "build", "--id", "x", *SMALL, "--out", str(locked / "out"), "--no-progress"], capsys)
         assert code == 2 and "cannot create the output folder" in err
+    blocked = tmp_path / "a_file"  # root ignores permissions; a file where a folder must go stops anyone
+    blocked.write_text("not a folder")
+    code, err = _run(["data", "build", "--id", "x", *SMALL, "--out", str(blocked / "out"), "--no-progress"], capsys)
+    assert code == 2 and "cannot create the output folder" in err
+    _one_clear_line(err)
     full = tmp_path / "full"
 
     def no_space(*args: object, **kwargs: object) -> None:
