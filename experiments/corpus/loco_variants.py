@@ -51,7 +51,9 @@ def city_means_probe(table: pd.DataFrame, z: np.ndarray, groups: G.Groups) -> di
     right = 0
     for i in range(len(names)):
         train = np.arange(len(names)) != i
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=compare.PROBE_C, max_iter=3000, class_weight="balanced"))
+        model = make_pipeline(
+            StandardScaler(), LogisticRegression(C=compare.PROBE_C, max_iter=3000, class_weight="balanced")
+        )
         right += int(model.fit(x[train], y[train]).predict(x[i : i + 1])[0] == y[i])
     return {"accuracy": right / len(names), "n_cities": len(names), "right": right}
 
