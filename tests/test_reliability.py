@@ -63,6 +63,10 @@ def test_streets_only_file_builds_a_streets_only_city(tmp_path: Path, capsys: py
     assert present["streets"] and not present["buildings"] and not present["green"]
     tiles = gpd.read_parquet(out / "tiles.parquet")
     assert not tiles["present_buildings"].any()
+    assert main(["metrics", str(out / "mv.tif"), "--no-sheds"]) == 0
+    table = capsys.readouterr().out
+    for line in ("Building coverage", "Floor area ratio", "Green share"):
+        assert next(row for row in table.splitlines() if row.startswith(line)).split()[-1] == "n/m", line
     code, _ = _run(["data", "build", "--id", "mv_streets", "--file", str(path), "--layers", "streets",
                     "--tile-size", "128", "--clip", "-122.10", "37.38", "-122.07", "37.40", "--out",
                     str(tmp_path / "o2"), "--no-progress"], capsys)  # fmt: skip

@@ -25,6 +25,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import torch
 
 from citygen.data.dataset import CityTileDataset
 from citygen.workflows import compare
@@ -79,8 +80,9 @@ def main() -> None:
     train = (dataset.tiles["split"] == "train").to_numpy()
     vectors = {"trained": {"shipped": shipped}, "random": {"shipped": control}}
     for name, model in (("trained", task), ("random", random_control(task, dataset, train))):
-        half, *_ = encoded(model, dataset, scale=2)
-        _, stages, *_ = encoded(model, dataset)
+        with torch.no_grad():
+            half, *_ = encoded(model, dataset, scale=2)
+            _, stages, *_ = encoded(model, dataset)
         base = vectors[name]["shipped"]
         vectors[name]["multi_scale"] = np.concatenate([base, half], 1)
         vectors[name]["stage_pooling"] = np.concatenate([base, stages], 1)
