@@ -78,7 +78,7 @@ def test_streets_only_file_builds_a_streets_only_city(tmp_path: Path, capsys: py
 
 def test_second_concurrent_build_refuses_without_harm(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = _citygen("data", "build", "--id", "monaco", "--sample", "monaco", "--out", str(out), "--no-progress")
+    first = _citygen("data", "build", "--id", "mv", "--sample", "mountain_view", "--out", str(out), "--no-progress")
     lock = out / ".citygen-build.lock"
     for _ in range(200):  # wait until the first build holds the folder
         if lock.is_file() and lock.read_text().strip():
@@ -89,10 +89,10 @@ def test_second_concurrent_build_refuses_without_harm(tmp_path: Path) -> None:
     assert second.returncode == 2 and "another build is writing" in err and f"pid {first.pid}" in err
     assert "Traceback" not in err
     first.communicate(timeout=600)
-    assert first.returncode == 0 and _index_cities(out) == {"monaco"}
+    assert first.returncode == 0 and _index_cities(out) == {"mv"}
     again = _citygen("data", "build", "--id", "cph", *SMALL[:2], "--out", str(out), "--no-progress")
     again.communicate(timeout=300)
-    assert again.returncode == 0 and _index_cities(out) == {"monaco", "cph"}
+    assert again.returncode == 0 and _index_cities(out) == {"mv", "cph"}
 
 
 # 4. a failing city keeps its previous outputs; 5. mixed settings are refused up front
@@ -130,24 +130,24 @@ def test_failed_rebuild_keeps_the_city_and_mixed_builds_are_refused(
 
 def test_sigterm_leaves_no_temporary_files_and_rerun_gives_the_same_bytes(tmp_path: Path) -> None:
     out, reference = tmp_path / "out", tmp_path / "reference"
-    build = ["data", "build", "--id", "monaco", "--sample", "monaco", "--no-progress"]
+    build = ["data", "build", "--id", "mv", "--sample", "mountain_view", "--no-progress"]
     process = _citygen(*build, "--out", str(out))
     for _ in range(600):  # until the GeoTIFF is being written
-        if list(out.glob(".monaco.tif.*.tmp")):
+        if list(out.glob(".mv.tif.*.tmp")):
             break
         time.sleep(0.05)
-    assert list(out.glob(".monaco.tif.*.tmp")), "the build never started writing"
+    assert list(out.glob(".mv.tif.*.tmp")), "the build never started writing"
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     assert process.returncode != 0 and "Traceback" not in err
-    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp")) and not (out / "monaco.tif").exists()
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp")) and not (out / "mv.tif").exists()
     # a leftover of a process killed with SIGKILL is cleaned by the next build
-    stale = out / ".monaco.tif.999999.tmp"
+    stale = out / ".mv.tif.999999.tmp"
     stale.write_bytes(b"partial")
     assert _citygen(*build, "--out", str(out)).wait(timeout=600) == 0
     assert not stale.exists()
     assert _citygen(*build, "--out", str(reference)).wait(timeout=600) == 0
-    assert (out / "monaco.tif").read_bytes() == (reference / "monaco.tif").read_bytes()
+    assert (out / "mv.tif").read_bytes() == (reference / "mv.tif").read_bytes()
 
 
 # 7. a raster too large to allocate; 12. numbers that make no sense
