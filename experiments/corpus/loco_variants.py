@@ -12,7 +12,8 @@ tiles and groups (configs/compare/groups.yaml):
 - encoder-stage pooling: mean and spread of every encoder stage's activations, appended;
 - city means: one vector per city, the mean of its tiles' vectors, and a leave-one-city-out probe on those
   city vectors (logistic regression on standardised means): the comparison at the level of whole cities.
-Each for the trained encoder and for the random-weights control.
+Each for the trained encoder and for the random-weights control; the city-means probe also on the tiles'
+urban metrics.
 """
 
 from __future__ import annotations
@@ -106,6 +107,10 @@ def main() -> None:
                 f"(balanced {r['tile_probe_balanced']:.3f}); city means {r['city_means_accuracy']:.3f}",
                 flush=True,
             )
+    metrics = compare.metric_matrix(subset)  # the urban-metrics baseline at city level (undefined -> median)
+    metrics = np.where(np.isfinite(metrics), metrics, np.nanmedian(metrics, 0))
+    results["urban_metrics/city_means"] = {"city_means_accuracy": city_means_probe(subset, metrics, groups)["accuracy"]}
+    print(f"urban metrics city means {results['urban_metrics/city_means']['city_means_accuracy']:.3f}")
     args.json.write_text(json.dumps(results, indent=2))
 
 
