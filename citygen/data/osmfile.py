@@ -70,13 +70,13 @@ def read_osm_file(
         raise SourceError(f"OSM file not found: {path}", "check the path in the city spec")
     try:
         bounds = header_bounds(path)
-        with tempfile.TemporaryDirectory(prefix="citygen-sorted-") as tmp:
-            try:
-                graph, features = _read_layers(path, network_type, layers, clip)
-            except RuntimeError as exc:
-                if "out of order" not in str(exc):
-                    raise
-                # some tools write objects unsorted; libosmium's area assembly needs them sorted
+        try:
+            graph, features = _read_layers(path, network_type, layers, clip)
+        except RuntimeError as exc:
+            if "out of order" not in str(exc):
+                raise
+            # some tools write objects unsorted; libosmium's area assembly needs them sorted
+            with tempfile.TemporaryDirectory(prefix="citygen-sorted-") as tmp:
                 graph, features = _read_layers(sorted_copy(path, Path(tmp)), network_type, layers, clip)
     except (RuntimeError, osmium.InvalidLocationError) as exc:
         raise SourceError(

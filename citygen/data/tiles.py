@@ -28,10 +28,15 @@ from citygen.data.spec import CitySpec, SplitSpec
 def block_split(crs_key: str, block_m: float, ix: int, iy: int, split: SplitSpec) -> str:
     """The split of one block of the shared grid: a pure function of where it is (CRS, block size, column,
     row) and the seed, so every extract that covers a place gives it the same split."""
-    text = f"{crs_key}:{block_m:g}:{ix}:{iy}:{split.seed}"
-    u = int(hashlib.sha256(text.encode()).hexdigest()[:15], 16) / float(1 << 60)
+    u = _block_draw(crs_key, block_m, ix, iy, split.seed)
     f_train, f_val, _ = split.fractions
     return "train" if u < f_train else ("val" if u < f_train + f_val else "test")
+
+
+def _block_draw(crs_key: str, block_m: float, ix: int, iy: int, seed: int) -> float:
+    """A uniform number in [0, 1) that depends only on the block's place and the seed."""
+    text = f"{crs_key}:{block_m:g}:{ix}:{iy}:{seed}"
+    return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16) / float(1 << 60)
 
 
 def _ensure_every_split(label: dict[tuple[int, int], str], split: SplitSpec, crs_key: str, block_m: float) -> None:
@@ -44,8 +49,7 @@ def _ensure_every_split(label: dict[tuple[int, int], str], split: SplitSpec, crs
         train = [b for b, v in label.items() if v == "train"]
         if fraction <= 0 or wanted in label.values() or len(train) < 2:
             continue
-        text = [f"{crs_key}:{block_m:g}:{b[0]}:{b[1]}:{split.seed}" for b in train]
-        score = [int(hashlib.sha256(t.encode()).hexdigest()[:15], 16) for t in text]
+        score = [_block_draw(crs_key, block_m, *b, split.seed) for b in train]
         label[train[int(np.argmax(score))]] = wanted
 
 
