@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.citygen-installed
 export WANDB_MODE ?= offline
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo test test-all check lint bench clean
 
 install: $(STAMP)
 
@@ -21,14 +21,21 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/citygen demo
 
-test: install
+# `make test` runs the static checks first: a lint error, a type error or an upward import fails CI.
+test: check
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q --nbmake tests notebooks
 
 test-all: install
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q --nbmake -m "not network" tests notebooks
 
-lint: install
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+# lint and format (ruff), static types (mypy, config in pyproject), layer and no-circle contracts (import-linter)
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+lint: check
 
 bench: install
 	$(BIN)/python benchmarks/bench_pipeline.py

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-import citygen.tasks.street_search as street_search
-from citygen.evaluate import load_checkpoint
-from citygen.tasks.conditioning import measure_targets
+import citygen.learn.tasks.street_search as street_search
+from citygen.learn.conditioning import measure_targets
+from citygen.workflows.checkpoints import load_task
 
 LayoutAt = Callable[[float], Mapping[str, np.ndarray]]
 TARGETS = [  # building coverage, intersection density (per km2), green share
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=8)
     parser.add_argument("--resolution", type=float, default=2.0, help="metres per pixel")
     args = parser.parse_args()
-    task, _, _ = load_checkpoint(args.ckpt)
+    task = load_task(args.ckpt).task
     names = list(task.conditions)
     if names != ["building_coverage", "intersection_density_km2", "green_share"]:
         raise SystemExit(f"the benchmark asks for the demo targets; this model is conditioned on {names}")

@@ -22,8 +22,8 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from citygen.datamodules import CityTileDataModule
-from citygen.settings import data_dir
+from citygen.core.settings import data_dir
+from citygen.learn.datamodule import CityTileDataModule
 
 ROOT = Path(__file__).resolve().parents[1]
 

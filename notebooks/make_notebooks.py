@@ -86,7 +86,7 @@ NOTEBOOKS = {
             'build_dataset([parse_city({"id": c, "sample": c}) for c in cities], DATA, progress=False);'
         ),
         new_code_cell(
-            "from citygen.training import main as fit\n\n"
+            "from citygen.learn.training import main as fit\n\n"
             'fit(["fit", "--config", str(REPO / "configs/experiments/ae_demo.yaml"),\n'
             '     "--data.root", str(DATA), "--data.bands", "[streets]", "--model.init_args.bands", "[streets]",\n'
             '     "--trainer.max_epochs", str(EPOCHS), "--trainer.limit_train_batches", "10", "--trainer.limit_val_batches", "4",\n'
@@ -134,7 +134,7 @@ NOTEBOOKS = {
             'build_dataset([parse_city({"id": c, "sample": c}) for c in cities], DATA, progress=False);'
         ),
         new_code_cell(
-            "from citygen.training import main as fit\n\n"
+            "from citygen.learn.training import main as fit\n\n"
             'fit(["fit", "--config", str(REPO / "configs/experiments/pix2pix_demo.yaml"),\n'
             '     "--data.root", str(DATA), "--data.cities", str(list(cities)),\n'
             '     "--trainer.max_epochs", str(EPOCHS), "--trainer.limit_train_batches", "6", "--trainer.limit_val_batches", "2",\n'

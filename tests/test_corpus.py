@@ -209,3 +209,19 @@ def test_cross_city_pass_drops_the_smaller_citys_conflicting_tile() -> None:
     assert dropped == 1 and list(kept["city"]) == ["big", "big", "big", "small"]
     touching = gpd.GeoDataFrame({"city": ["a", "b"], "split": ["train", "test"]}, geometry=boxes[:2])
     assert drop_cross_city_conflicts(touching)[1] == 0, "tiles that only share an edge do not conflict"
+
+
+def test_registry_check_passes_and_catches_a_changed_file(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """data_pipelines/check_registries.py: every registered file matches its recorded checksum."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "data_pipelines" / "check_registries.py"
+    spec = importlib.util.spec_from_file_location("check_registries", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main() == 0
+    real = module.sha256_file
+    monkeypatch.setattr(module, "sha256_file", lambda p: "0" * 64 if p.name == "monaco.osm.pbf" else real(p))
+    assert module.main() == 1
+    assert "monaco.osm.pbf" in capsys.readouterr().out

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from citygen.cli import main
+from citygen.core.errors import ConfigError
 from citygen.data import geotiff
 from citygen.data.build import build_dataset
 from citygen.data.samples import samples_dir
 from citygen.data.spec import load_config, parse_city
-from citygen.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,7 +108,7 @@ def test_crash_during_write_leaves_nothing_half_written(tmp_path: Path, monkeypa
         real_write(dst, window, arrays)
 
     monkeypatch.setattr("citygen.data.build.write_window", crash_after_first_window)
-    monkeypatch.setattr("citygen.settings.RASTER_WINDOW_PX", 512)
+    monkeypatch.setattr("citygen.core.settings.RASTER_WINDOW_PX", 512)
     with pytest.raises(KeyboardInterrupt):
         build_dataset([spec], tmp_path, progress=False)
     assert calls["n"] == 2

@@ -14,11 +14,11 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 
+from citygen.core.errors import NetworkUnavailableError
 from citygen.data.build import build_dataset
 from citygen.data.geotiff import read_raster
 from citygen.data.sources import load_city
 from citygen.data.spec import parse_city
-from citygen.errors import NetworkUnavailableError
 
 RECORDED = Path(__file__).parent / "data" / "overpass"
 STREETS_BBOX = [-122.4571, 37.7710, -122.3964, 37.8008]  # the area of the recorded street response

@@ -12,7 +12,7 @@ import rasterio
 import shapely
 from pyproj import CRS
 
-from citygen.bands import BAND_NAMES
+from citygen.core.bands import BAND_NAMES
 from citygen.data.build import build_dataset
 from citygen.data.dataset import CityTileDataset
 from citygen.data.geotiff import read_raster

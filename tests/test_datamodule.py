@@ -10,8 +10,9 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from citygen.datamodules import CityTileDataModule, EpochSampler, TileCrops, read_tile_index
-from citygen.errors import ConfigError, SourceError
+from citygen.core.errors import ConfigError, SourceError
+from citygen.data.dataset import CityTileDataset, tile_frame
+from citygen.learn.datamodule import CityTileDataModule, EpochSampler
 
 TARGETS = ["building_coverage", "intersection_density_km2", "green_share"]
 
@@ -27,7 +28,7 @@ def test_batches_select_bands_by_name(built_samples: Path) -> None:
     assert batch["bounds"].shape == (4, 4)
     assert set(batch["split"]) == {"train"}
     # present flags follow the tile index: Houston / Vesterbro samples have streets but no buildings
-    index = read_tile_index(built_samples).set_index("tile_id")
+    index = tile_frame(built_samples).set_index("tile_id")
     for i, tile in enumerate(batch["tile_id"]):
         assert batch["present"][i].tolist() == [bool(index.loc[tile, "present_buildings"]), True]
     # crop bounds lie inside the tile bounds and span crop_size pixels
@@ -73,7 +74,7 @@ def test_neighbour_crops_come_from_the_same_tile(built_samples: Path) -> None:
     assert batch["neighbour_mask"].shape == batch["mask"].shape
     ds = dm.datasets["train"]
     sample = ds[(7, 0)]
-    without = TileCrops(ds.root, ds.tiles, ds.bands, 64, augment=True, seed=1)[(7, 0)]
+    without = CityTileDataset(ds.root, tiles=ds.tiles, bands=ds.bands, crop_size=64, augment=True, seed=1)[(7, 0)]
     assert torch.equal(sample["image"], without["image"])  # the neighbour draw does not move the crop itself
     tile = ds.tiles[ds.tiles["tile_id"] == sample["tile_id"]].iloc[0]
     with rasterio.open(built_samples / tile.path) as src:  # the neighbour is a flipped window of the same tile
@@ -88,7 +89,9 @@ def test_neighbour_crops_come_from_the_same_tile(built_samples: Path) -> None:
     assert found
     assert "neighbour" not in dm._dataset("val")[0]
     with pytest.raises(ConfigError, match="random training crops"):
-        TileCrops(ds.root, ds.tiles, ds.bands, 64, augment=True, aligned=True, neighbours=True)
+        CityTileDataset(
+            ds.root, tiles=ds.tiles, bands=ds.bands, crop_size=64, augment=True, aligned=True, neighbours=True
+        )
 
 
 def test_sampler_shuffles_by_epoch() -> None:
@@ -154,11 +157,11 @@ def test_bad_settings_fail_clearly(tmp_path: Path, built_samples: Path) -> None:
         CityTileDataModule(root=str(built_samples), cities=["atlantis"]).setup("fit")
 
 
-def test_tilecrops_pickles_without_handles(built_samples: Path) -> None:
+def test_dataset_pickles_without_handles(built_samples: Path) -> None:
     import pickle
 
-    df = read_tile_index(built_samples).head(2)
-    ds = TileCrops(built_samples, df, ["streets"], 128)
+    df = tile_frame(built_samples).head(2)
+    ds = CityTileDataset(built_samples, tiles=df, bands=["streets"], crop_size=128)
     _ = ds[0]
     assert ds._handles
     clone = pickle.loads(pickle.dumps(ds))

@@ -34,7 +34,7 @@ def test_random_weights_control_reinitialises_a_copy_and_measures_its_batch_norm
     import torch
 
     from citygen.data.dataset import CityTileDataset
-    from citygen.tasks import AutoencoderTask
+    from citygen.learn.tasks import AutoencoderTask
 
     variants = runpy.run_path(str(EXPERIMENTS / "probe_ceiling" / "feature_variants.py"))
     dataset = CityTileDataset(built_samples, bands=["streets", "buildings", "valid"])

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from citygen.errors import CitygenError
-from citygen.metrics.cli import main
+from citygen.cli.metrics import main
+from citygen.core.errors import CitygenError
 
 REQUIRED_KEYS = (
     "intersection_count",

@@ -10,7 +10,7 @@ import osmnx as ox
 import pytest
 from test_metrics_helpers import GRAPHS, SAMPLES, load_graph
 
-from citygen.errors import SourceError
+from citygen.core.errors import SourceError
 from citygen.metrics._common import bearing_histogram, entropy_from_counts, orientation_order
 from citygen.metrics.network import block_polygons, network_metrics
 

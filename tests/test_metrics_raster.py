@@ -10,8 +10,8 @@ import pytest
 from affine import Affine
 from test_metrics_helpers import AGREEMENT_SAMPLES, built_raster_dir, measured
 
+from citygen.core.errors import SourceError
 from citygen.data.geotiff import read_raster
-from citygen.errors import SourceError
 from citygen.metrics.raster import raster_metrics, tile_targets
 from citygen.metrics.skeleton import recover_street_graph
 

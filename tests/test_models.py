@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from citygen.models import (
+from citygen.learn.models import (
     ConvAutoencoder,
     PatchGANDiscriminator,
     UnetGenerator,

@@ -271,8 +271,8 @@ def test_geojson_in_metres_without_crs_names_the_fix(tmp_path: Path, capsys: pyt
 
 
 def test_clip_box_is_checked() -> None:
+    from citygen.core.errors import ConfigError
     from citygen.data.spec import parse_city
-    from citygen.errors import ConfigError
 
     with pytest.raises(ConfigError, match="clip"):
         parse_city({"id": "x", "sample": "monaco", "clip": [7.5, 43.7, 7.4, 43.8]})

@@ -6,16 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from citygen.errors import ConfigError
+from citygen.core.errors import ConfigError
+from citygen.learn.tasks import Pix2PixTask
+from citygen.learn.tasks.street_search import check_street_search, search_street_offset, searched_street_logits
 from citygen.metrics.skeleton import STREET_THRESHOLD
-from citygen.tasks import Pix2PixTask
-from citygen.tasks.conditioning import measure_targets
-from citygen.tasks.street_search import (
-    check_street_search,
-    relative_errors,
-    search_street_offset,
-    searched_street_logits,
-)
+from citygen.metrics.targets import mean_relative_error, measure_targets
 
 SIZE, RES = 128, 2.0  # 256 m crops: one intersection is 15.26 per km2
 AREA_KM2 = (SIZE * RES / 1000) ** 2
@@ -74,9 +69,9 @@ def test_unreachable_targets_give_the_closest_layout() -> None:
 
 def test_relative_errors_near_zero_targets_and_unmeasured_values() -> None:
     # a zero target is measured against 5 % of the target's scale (200 per km2): 10 per km2
-    assert relative_errors({"intersection_density_km2": 5.0}, {"intersection_density_km2": 0.0}) == (0.5, 0.5)
-    assert relative_errors({}, {"intersection_density_km2": 50.0}) == (1.0, 1.0), "unmeasured: 100 % too high"
-    both = relative_errors(
+    assert mean_relative_error({"intersection_density_km2": 5.0}, {"intersection_density_km2": 0.0}) == (0.5, 0.5)
+    assert mean_relative_error({}, {"intersection_density_km2": 50.0}) == (1.0, 1.0), "unmeasured: 100 % too high"
+    both = mean_relative_error(
         {"intersection_density_km2": 60.0, "street_density_km_km2": 15.0},
         {"intersection_density_km2": 50.0, "street_density_km_km2": 20.0},
     )
@@ -94,7 +89,15 @@ def test_searched_logits_meet_street_targets_and_keep_shares_exact() -> None:
     counts = [6, 15]
     targets = torch.tensor([[0.3, counts[0] / area_km2[0]], [0.1, counts[1] / area_km2[1]], [0.2, float("nan")]])
     cond = task.condition(targets, None, SIZE)
-    searched = searched_street_logits(task, raw, cond, targets, mask, RES)
+    searched = searched_street_logits(
+        raw,
+        targets,
+        mask,
+        RES,
+        output_bands=task.output_bands,
+        conditions=task.conditions,
+        constrain=lambda trial, i, m: task.constrain(trial, cond[i : i + 1], m),
+    )
     assert torch.equal(searched[:, 1], raw[:, 1]), "only the street logits move"
     assert torch.equal(searched[2], raw[2]), "an unknown street target leaves the layout as drawn"
     out = task.constrain(searched, cond, mask)

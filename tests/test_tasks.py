@@ -11,9 +11,10 @@ import torch
 from torch.utils.data import DataLoader
 from torchmetrics.classification import BinaryJaccardIndex
 
-from citygen.datamodules import CityTileDataModule, collate_tiles
-from citygen.errors import CheckpointError, ConfigError
-from citygen.tasks import AutoencoderTask, Pix2PixTask, TrainingDivergedError
+from citygen.core.errors import CheckpointError, ConfigError
+from citygen.data.dataset import collate_tiles
+from citygen.learn.datamodule import CityTileDataModule
+from citygen.learn.tasks import AutoencoderTask, Pix2PixTask, TrainingDivergedError
 
 TARGETS = ["building_coverage", "intersection_density_km2", "green_share"]
 
@@ -61,7 +62,7 @@ def test_autoencoder_step_masks_absent_bands() -> None:
 
 
 def channel_weights_sum(task: AutoencoderTask, batch: dict) -> float:
-    from citygen.tasks.base import channel_weights
+    from citygen.learn.tasks.base import channel_weights
 
     return channel_weights(batch, task.bands).sum().item()
 
@@ -215,7 +216,7 @@ def test_target_consistency_trains_the_metric_regressor() -> None:
     torch.manual_seed(0)
     task = Pix2PixTask(output_bands=["streets", "buildings"], conditions=TARGETS, input_size=32, ngf=8, ndf=8,
                        target_weight=10.0)  # fmt: skip
-    assert task.regressor is not None and task.regressed == [1, 2], "green is not an output: regressed"
+    assert task.regressor is not None and task.consistency.regressed == [1, 2], "green is not an output: regressed"
     samples = fake_samples(4, ["streets", "buildings"], 32, TARGETS)
     trainer = quiet_trainer(max_epochs=1, limit_val_batches=1)
     before = [p.detach().clone() for p in task.regressor.parameters()]
@@ -226,7 +227,7 @@ def test_target_consistency_trains_the_metric_regressor() -> None:
 
 
 def test_share_offset_reaches_targets_from_saturated_logits() -> None:
-    from citygen.tasks.constraints import share_offset
+    from citygen.learn.tasks.layout_head import share_offset
 
     logits = torch.cat([torch.full((1, 1, 8, 8), -200.0), torch.linspace(50, 90, 64).view(1, 1, 8, 8)])
     mask = torch.ones(2, 1, 8, 8)
@@ -246,9 +247,9 @@ def test_overlap_term_counts_only_overlap_beyond_the_real_layout() -> None:
     hidden[:, 2, :2] = 1.0  # green exactly under the buildings
     apart = layout.clone()
     apart[:, 2, 2:] = 1.0  # green beside them
-    assert torch.isclose(task._excess_overlap(hidden, apart), torch.tensor(0.5 / 3))
-    assert task._excess_overlap(apart, apart) == 0
-    assert task._excess_overlap(hidden, hidden) == 0  # the real layout overlaps as much
+    assert torch.isclose(task.head.excess_overlap(hidden, apart), torch.tensor(0.5 / 3))
+    assert task.head.excess_overlap(apart, apart) == 0
+    assert task.head.excess_overlap(hidden, hidden) == 0  # the real layout overlaps as much
 
 
 def test_exclusive_bands_meet_shares_without_overlap() -> None:
@@ -264,7 +265,7 @@ def test_exclusive_bands_meet_shares_without_overlap() -> None:
     assert torch.allclose(out[:, 2].mean(dim=(1, 2)), targets[:, 2], atol=1e-3)
     assert out.sum(dim=1).max() <= 1 + 1e-5
     loose = Pix2PixTask(output_bands=["streets", "buildings", "green"], input_size=32, ngf=8, ndf=8)
-    assert loose.activate(raw).sum(dim=1).max() > 1.5  # independent sigmoids overlap freely
+    assert loose.head.activate(raw).sum(dim=1).max() > 1.5  # independent sigmoids overlap freely
 
 
 def test_pix2pix_predict_makes_layouts_as_generate_does() -> None:

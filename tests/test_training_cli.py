@@ -1,4 +1,4 @@
-"""`citygen fit|validate|test|predict` in-process through citygen.training.main (LightningCLI)."""
+"""`citygen fit|validate|test|predict` in-process through citygen.learn.training.main (LightningCLI)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
-from citygen.errors import CheckpointError
-from citygen.training import main
+from citygen.core.errors import CheckpointError
+from citygen.learn.training import main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # shrink every shipped config to one tiny batch; pix2pix on the only fixture city with streets + buildings
@@ -128,7 +128,7 @@ def test_resume_continues_exactly_and_wrong_channels_fail(built_samples: Path, r
     out = tmp_path / "emb.parquet"
     writer = tmp_path / "writer.yaml"
     writer.write_text(yaml.safe_dump({"trainer": {"callbacks": [
-        {"class_path": "citygen.callbacks.EmbeddingWriter", "init_args": {"output": str(out)}}]}}))  # fmt: skip
+        {"class_path": "citygen.learn.callbacks.EmbeddingWriter", "init_args": {"output": str(out)}}]}}))  # fmt: skip
     main(["predict", *common, "--config", str(writer), "--data.predict_split", "test", "--data.max_tiles", "2",
           "--ckpt_path", str(first)])  # fmt: skip
     emb = pd.read_parquet(out)
@@ -170,7 +170,7 @@ def test_model_config_parts_parse(part: str, runs: Path, capsys: pytest.CaptureF
     with pytest.raises(SystemExit) as exc:
         main([*args, "--print_config"])
     assert exc.value.code in (0, None)
-    assert "class_path: citygen.tasks." in capsys.readouterr().out
+    assert "class_path: citygen.learn.tasks." in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("part", sorted(p.name for p in (CONFIGS / "trainer").glob("*.yaml")))

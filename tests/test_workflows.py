@@ -11,7 +11,7 @@ import pytest
 import rasterio
 
 from citygen.cli import main
-from citygen.training import main as lightning_main
+from citygen.learn.training import main as lightning_main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "experiments"
 TINY = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
@@ -49,6 +49,25 @@ def test_generate_writes_ranked_candidates(tiny_models: dict[str, Path], tmp_pat
         assert src.crs.to_epsg() == 32615 and src.res == (2.0, 2.0) and "streets" in src.descriptions
     assert (out / "contact_sheet.png").stat().st_size > 5000 and (out / "pattern_card.png").is_file()
     assert gpd.read_file(out / "candidate_0.geojson").crs.to_epsg() == 4326
+
+
+def test_generate_ranks_candidates_as_evaluate_picks_them(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """One relative error (citygen.metrics.targets): the candidate `generate` ranks first is the one `evaluate` scores
+    as the best, also for requests of 0, where the project once had three definitions that disagreed."""
+    from citygen.data.geotiff import read_raster
+    from citygen.metrics.targets import measure_targets, rank_candidates, relative_error
+    from citygen.workflows.generate import generate
+
+    targets = {"building_coverage": 0.2, "intersection_density_km2": 0.0, "green_share": 0.0}
+    report = generate(tiny_models["p2p"], targets, tmp_path / "gen", n=4, street_search=False)
+    measured = []
+    for k in range(4):
+        raster = read_raster(tmp_path / "gen" / f"candidate_{k}.tif")
+        measured.append(measure_targets(raster.bands, raster.resolution_m))
+    assert [c["candidate"] for c in report["candidates"]] == rank_candidates(measured, targets)
+    for c in report["candidates"]:
+        for name, row in c["targets"].items():
+            assert row["relative_error"] == pytest.approx(abs(relative_error(name, measured[c["candidate"]][name], targets[name])))
 
 
 def test_generate_without_street_search(tiny_models: dict[str, Path], tmp_path: Path) -> None:
@@ -248,7 +267,7 @@ def test_city_probe_compares_like_with_like() -> None:
     footways) is not set against Houston's drive networks, nor buildings-only tiles against streets."""
     import pandas as pd
 
-    from citygen.workflows.compare import _same_channels
+    from citygen.workflows.probes import _same_channels
 
     ids = ["houston_montrose", "houston_meyerland", "cph_vesterbro", "cph_indre_by_streets", "cph_indre_by_buildings"]
     table = pd.DataFrame(
@@ -296,7 +315,7 @@ def test_metrics_baseline_probe_tolerates_undefined_metrics() -> None:
 def test_latent_statistics_are_products_at_offsets() -> None:
     import torch
 
-    from citygen.models.texture import STAT_OFFSETS, latent_statistics
+    from citygen.learn.models.texture import STAT_OFFSETS, latent_statistics
 
     torch.manual_seed(0)
     m = torch.randn(2, 3, 20, 20)
@@ -346,7 +365,7 @@ def test_latent_statistics_ignore_cells_outside_the_mapped_area() -> None:
     change nothing, and without a mask they would."""
     import torch
 
-    from citygen.models.texture import latent_statistics
+    from citygen.learn.models.texture import latent_statistics
 
     torch.manual_seed(0)
     mapped = torch.randn(1, 3, 20, 12)
@@ -362,12 +381,12 @@ def test_embed_tiles_takes_bands_by_name(tiny_models: dict[str, Path], built_sam
     """The order a dataset is read in does not matter: the model's bands and the valid mask are found by name."""
     import numpy as np
 
+    from citygen.core.errors import ConfigError
     from citygen.data.dataset import CityTileDataset
-    from citygen.errors import ConfigError
     from citygen.workflows.checkpoints import load_task
     from citygen.workflows.embed import embed_tiles
 
-    task, _ = load_task(tiny_models["ae"], expected="AutoencoderTask")
+    task = load_task(tiny_models["ae"], expected="AutoencoderTask").task
     bands = list(task.bands)
     kwargs = {"cities": ["cph_vesterbro"]}  # an extract whose edge cuts some tiles
     usual = CityTileDataset(built_samples, bands=[*bands, "valid"], **kwargs)

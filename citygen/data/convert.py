@@ -17,7 +17,7 @@ import gzip
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import geopandas as gpd
 import numpy as np
@@ -26,7 +26,7 @@ import pandas as pd
 import shapely
 from osmium.osm import mutable
 
-from citygen.errors import SourceError
+from citygen.core.errors import SourceError
 
 # Coordinates are rounded to 1e-7 degrees (1 cm), OSM's own precision, before nodes are shared.
 _PRECISION = 7
@@ -48,7 +48,7 @@ def is_overpass_json(path: Path) -> bool:
     return '"elements"' in head or ('"version"' in head and '"osm3s"' in head)
 
 
-def _open_text(path: Path):
+def _open_text(path: Path) -> IO[str]:
     return (
         gzip.open(path, "rt", encoding="utf-8") if path.name.lower().endswith(".gz") else open(path, encoding="utf-8")
     )
@@ -157,13 +157,31 @@ def overpass_to_osm(path: Path, out: Path) -> None:
 
 # Mapbox Streets / generalised road classes -> OSM highway values (for vector tiles decoded to GeoJSON).
 ROAD_CLASS_HIGHWAY = {
-    "motorway": "motorway", "motorway_link": "motorway_link", "trunk": "trunk", "trunk_link": "trunk_link",
-    "primary": "primary", "primary_link": "primary_link", "secondary": "secondary", "secondary_link": "secondary_link",
-    "tertiary": "tertiary", "tertiary_link": "tertiary_link", "link": "primary_link", "street": "residential",
-    "street_limited": "residential", "residential": "residential", "service": "service", "track": "track",
-    "path": "footway", "pedestrian": "pedestrian", "non-primary": "residential", "unclassified": "unclassified",
-    "living_street": "living_street", "footway": "footway", "cycleway": "cycleway", "steps": "steps",
-}  # fmt: skip
+    "motorway": "motorway",
+    "motorway_link": "motorway_link",
+    "trunk": "trunk",
+    "trunk_link": "trunk_link",
+    "primary": "primary",
+    "primary_link": "primary_link",
+    "secondary": "secondary",
+    "secondary_link": "secondary_link",
+    "tertiary": "tertiary",
+    "tertiary_link": "tertiary_link",
+    "link": "primary_link",
+    "street": "residential",
+    "street_limited": "residential",
+    "residential": "residential",
+    "service": "service",
+    "track": "track",
+    "path": "footway",
+    "pedestrian": "pedestrian",
+    "non-primary": "residential",
+    "unclassified": "unclassified",
+    "living_street": "living_street",
+    "footway": "footway",
+    "cycleway": "cycleway",
+    "steps": "steps",
+}
 
 
 def highway_values(frame: pd.DataFrame) -> pd.Series | None:

@@ -26,9 +26,9 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
 
-from citygen import __version__
-from citygen.bands import BAND_NAMES, band
-from citygen.errors import SourceError
+from citygen.core import __version__
+from citygen.core.bands import BAND_NAMES, band
+from citygen.core.errors import SourceError
 
 BLOCK = 128
 
@@ -41,8 +41,10 @@ def compression() -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with MemoryFile() as mem, mem.open(driver="GTiff", width=16, height=16, count=1, dtype="float32",
-                                               compress="zstd") as probe:  # fmt: skip
+            with (
+                MemoryFile() as mem,
+                mem.open(driver="GTiff", width=16, height=16, count=1, dtype="float32", compress="zstd") as probe,
+            ):
                 probe.write(np.zeros((1, 16, 16), np.float32))
         return "zstd"
     except Exception:  # any refusal means: not available in this GDAL

@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Mapping
 
-from citygen.settings import STOREY_HEIGHT_M
+from citygen.core.settings import STOREY_HEIGHT_M
 
 # Highway classes drawn in the `paths` band; every other highway class is a street.
 PATH_CLASSES = frozenset({"footway", "cycleway", "path", "pedestrian", "steps", "bridleway", "corridor"})

@@ -16,21 +16,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
+import networkx as nx
 import osmnx as ox
 import requests
 import shapely
 
+from citygen.core.errors import EmptyAreaError, NetworkUnavailableError, PlaceNotFoundError
+from citygen.core.settings import cache_dir
 from citygen.data import layers as L
 from citygen.data.osmfile import split_layers
-from citygen.data.sources import _RawSource
+from citygen.data.raw import RawSource
 from citygen.data.spec import CitySpec
-from citygen.errors import EmptyAreaError, NetworkUnavailableError, PlaceNotFoundError
-from citygen.settings import cache_dir
 
 log = logging.getLogger(__name__)
 
 # The OSM tags requested for the feature layers (one Overpass query per city).
-FEATURE_TAGS: dict[str, bool | list[str]] = {
+FEATURE_TAGS: dict[str, bool | str | list[str]] = {
     "building": True,
     "amenity": True,
     "shop": True,
@@ -81,7 +82,9 @@ def request_area(spec: CitySpec) -> shapely.Polygon:
     if spec.bbox is not None:
         return shapely.box(*spec.bbox)
     if spec.point is not None:
+        assert spec.dist is not None  # parse_city gives every point a distance
         return shapely.box(*ox.utils_geo.bbox_from_point(spec.point, dist=spec.dist))
+    assert spec.place is not None  # a spec names a place, a bbox or a point
     try:
         gdf = ox.geocode_to_gdf(spec.place)
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
@@ -118,7 +121,7 @@ def _fetch(spec: CitySpec, area: shapely.Polygon) -> tuple[object, gpd.GeoDataFr
     return graph, features
 
 
-def download(spec: CitySpec) -> _RawSource:
+def download(spec: CitySpec) -> RawSource:
     """Fetch (or read from the cache) a place, bbox or point spec's layers, in lon/lat."""
     folder = cache_dir() / "downloads" / spec.request_key()
     if not (folder / "request.json").is_file():
@@ -140,7 +143,13 @@ def download(spec: CitySpec) -> _RawSource:
     return _load_cached(folder, spec)
 
 
-def _store(folder: Path, spec: CitySpec, area: shapely.Polygon, graph, features: gpd.GeoDataFrame | None) -> None:
+def _store(
+    folder: Path,
+    spec: CitySpec,
+    area: shapely.Polygon,
+    graph: nx.MultiDiGraph | None,
+    features: gpd.GeoDataFrame | None,
+) -> None:
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -162,7 +171,7 @@ def _store(folder: Path, spec: CitySpec, area: shapely.Polygon, graph, features:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _load_cached(folder: Path, spec: CitySpec) -> _RawSource:
+def _load_cached(folder: Path, spec: CitySpec) -> RawSource:
     graph = ox.load_graphml(folder / "streets.graphml") if (folder / "streets.graphml").is_file() else None
     features: dict[str, gpd.GeoDataFrame] = {}
     if (folder / "features.parquet").is_file():
@@ -182,5 +191,5 @@ def _load_cached(folder: Path, spec: CitySpec) -> _RawSource:
         ]
         features = split_layers(frame[frame["layers"].map(len) > 0])
     area = gpd.read_file(folder / "area.geojson").geometry.iloc[0]
-    record = {"download": spec.request_key(), "cache": str(folder), "layers": list(spec.layers)}
-    return _RawSource(graph=graph, features=features, layers=tuple(spec.layers), record=record, extent_lonlat=area)
+    record: dict[str, object] = {"download": spec.request_key(), "cache": str(folder), "layers": list(spec.layers)}
+    return RawSource(graph=graph, features=features, layers=tuple(spec.layers), record=record, extent_lonlat=area)

@@ -21,8 +21,8 @@ import pandas as pd
 import shapely
 from osmium.osm import mutable
 
+from citygen.core.errors import SourceError
 from citygen.data import layers as L
-from citygen.errors import SourceError
 
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".xml")
 _WAY_ID_STRIDE = 1000  # ids for the pieces of a split way: -(way_id * stride + k)
@@ -100,14 +100,14 @@ def sorted_copy(path: Path, folder: Path) -> Path:
     nodes, ways, relations = [], [], []
     for obj in osmium.FileProcessor(str(path)):
         tags = dict(obj.tags)
-        if obj.is_node():
+        if isinstance(obj, osmium.osm.Node):
             if obj.location.valid():
                 nodes.append(
                     mutable.Node(id=obj.id, location=(obj.location.lon, obj.location.lat), tags=tags, version=1)
                 )
-        elif obj.is_way():
+        elif isinstance(obj, osmium.osm.Way):
             ways.append(mutable.Way(id=obj.id, nodes=[n.ref for n in obj.nodes], tags=tags, version=1))
-        elif obj.is_relation():
+        elif isinstance(obj, osmium.osm.Relation):
             members = [(m.type, m.ref, m.role) for m in obj.members]
             relations.append(mutable.Relation(id=obj.id, members=members, tags=tags, version=1))
     out = folder / "sorted.osm.pbf"
@@ -132,7 +132,7 @@ def _read_streets(
     ways: list[tuple[int, list[int], dict[str, str]]] = []
     processor = osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY).with_locations()
     for way in processor:
-        if not way.is_way():
+        if not isinstance(way, osmium.osm.Way):
             continue
         tags = dict(way.tags)
         if not L.in_network(tags, network_type):
@@ -175,19 +175,21 @@ def _read_features(
         .with_filter(osmium.filter.KeyFilter(*L.FEATURE_KEYS))
     )
     for obj in processor:
-        if obj.is_way() or obj.is_relation():
+        if not isinstance(obj, (osmium.osm.Node, osmium.osm.Area)):
             continue  # ways are read for area assembly only
-        is_point = obj.is_node()
+        is_point = isinstance(obj, osmium.osm.Node)
         tags = dict(obj.tags)
         layer_names = [name for name in L.feature_layers(tags, is_point=is_point) if name in wanted]
         if not layer_names:
             continue
         try:
-            wkb = factory.create_point(obj) if is_point else factory.create_multipolygon(obj)
+            wkb = factory.create_point(obj) if isinstance(obj, osmium.osm.Node) else factory.create_multipolygon(obj)
         except (RuntimeError, osmium.InvalidLocationError):
             continue  # rings broken by the extract boundary
-        osm_id = obj.id if is_point else obj.orig_id()
-        osm_type = "node" if is_point else ("way" if obj.from_way() else "relation")
+        if isinstance(obj, osmium.osm.Node):
+            osm_id, osm_type = obj.id, "node"
+        else:
+            osm_id, osm_type = obj.orig_id(), "way" if obj.from_way() else "relation"
         rows.append(
             {
                 "wkb": wkb,

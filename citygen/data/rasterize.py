@@ -1,4 +1,4 @@
-"""Burn a city's projected layers into the band vocabulary of :mod:`citygen.bands`, window by window.
+"""Burn a city's projected layers into the band vocabulary of :mod:`citygen.core.bands`, window by window.
 
 Coverage fractions come from supersampling: each pixel is burned as ``k x k`` sub-pixels by GDAL's
 polygon burner (`rasterio.features.rasterize`) and averaged, so fractions are exact to ``1/k^2`` per pixel
@@ -20,11 +20,11 @@ from rasterio import features
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from citygen import settings
-from citygen.bands import BAND_NAMES
+from citygen.core import settings
+from citygen.core.bands import BAND_NAMES
+from citygen.core.errors import EmptyAreaError
+from citygen.core.settings import DEFAULT_LEVELS
 from citygen.data.sources import CityLayers, street_surfaces
-from citygen.errors import EmptyAreaError
-from citygen.settings import DEFAULT_LEVELS
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from citygen import settings
-from citygen.bands import LAYERS
-from citygen.errors import ConfigError, SourceError
+from citygen.core import settings
+from citygen.core.bands import LAYERS
+from citygen.core.errors import ConfigError, SourceError
 
 
 def samples_dir() -> Path:
@@ -87,18 +87,15 @@ class Sample:
             "licence": self.licence,
         }
 
-    def file_sources(self) -> tuple:
-        from citygen.data.spec import FileSource
 
-        return tuple(
-            FileSource(
-                path=str(Path(self.root) / item.path),
-                layers=item.layers,
-                sha256=item.sha256,
-                origin=f"{self.id} ({self.origin()})",
-            )
-            for item in self.files
-        )
+def _pair(values: Any) -> tuple[float, float]:
+    a, b = (float(v) for v in values)
+    return a, b
+
+
+def _box(values: Any) -> tuple[float, float, float, float]:
+    west, south, east, north = (float(v) for v in values)
+    return west, south, east, north
 
 
 def _files(entry: dict[str, Any]) -> tuple[RegisteredFile, ...]:
@@ -122,7 +119,7 @@ def list_samples() -> tuple[Sample, ...]:
             network_type=entry["network_type"],
             files=_files(entry),
             source=entry["source"],
-            extent_km=tuple(float(v) for v in entry.get("extent_km", (float("nan"), float("nan")))),
+            extent_km=_pair(entry.get("extent_km", (float("nan"), float("nan")))),
             root=str(samples_dir()),
         )
         for entry in raw["samples"]
@@ -157,7 +154,7 @@ def list_corpus() -> tuple[Sample, ...]:
                 source=entry["source"],
                 root=str(root),
                 corpus=True,
-                clip=tuple(float(v) for v in clip) if clip else None,
+                clip=_box(clip) if clip else None,
                 repository=entry.get("repository"),
                 commit=entry.get("commit"),
                 repository_licence=entry.get("repository_licence"),

@@ -21,13 +21,14 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from citygen.bands import LAYERS
+from citygen.core.bands import LAYERS
+from citygen.core.errors import EmptyAreaError, SourceError
 from citygen.data import layers as L
 from citygen.data.convert import is_overpass_json, overpass_to_osm, vector_to_osm
 from citygen.data.osmfile import is_osm_file, read_osm_file, split_layers
+from citygen.data.raw import RawSource
 from citygen.data.samples import check_file
 from citygen.data.spec import CitySpec, FileSource, parse_city
-from citygen.errors import EmptyAreaError, SourceError
 
 log = logging.getLogger(__name__)
 GRAPHML_SUFFIXES = (".graphml", ".graphml.gz")
@@ -50,17 +51,6 @@ class CityLayers:
     @property
     def area_km2(self) -> float:
         return float(self.extent.area) / 1e6
-
-
-@dataclass
-class _RawSource:
-    """One source's layers in its own CRS, before projection."""
-
-    graph: nx.MultiDiGraph | None
-    features: dict[str, gpd.GeoDataFrame]
-    layers: tuple[str, ...]
-    record: dict[str, object]
-    extent_lonlat: shapely.Polygon | None = None  # the requested area, for downloads
 
 
 def sha256_file(path: Path) -> str:
@@ -88,7 +78,7 @@ def load_city(spec: CitySpec | str) -> CityLayers:
     return city
 
 
-def _load_file(source: FileSource, spec: CitySpec) -> _RawSource:
+def _load_file(source: FileSource, spec: CitySpec) -> RawSource:
     path = Path(source.path)
     if source.origin is not None:
         check_file(path, sha256=None, origin=source.origin)
@@ -120,7 +110,7 @@ def _load_file(source: FileSource, spec: CitySpec) -> _RawSource:
                 f"cannot read {path.name} as GraphML: {exc}",
                 "pass a GraphML file saved by osmnx.save_graphml",
             ) from exc
-        return _RawSource(graph=graph, features={}, layers=("streets",), record=record)
+        return RawSource(graph=graph, features={}, layers=("streets",), record=record)
     if is_osm_file(path):
         return _from_osm_file(path, path, source, spec, wanted, record)
     if is_overpass_json(path):
@@ -140,7 +130,7 @@ def _load_file(source: FileSource, spec: CitySpec) -> _RawSource:
         # A vector file vouches for the layers it was declared for, or else for those found in it.
         provided = wanted if source.layers is not None else tuple(features)
         provided = tuple(layer for layer in provided if layer != "streets")  # polygons and points hold no graph
-        return _RawSource(graph=None, features=features, layers=provided, record=record)
+        return RawSource(graph=None, features=features, layers=provided, record=record)
     raise SourceError(
         f"unsupported file type: {path.name}",
         "use .osm, .osm.bz2, .osm.gz, .osm.pbf, .graphml(.gz), .geojson, .gpkg or .parquet",
@@ -154,7 +144,7 @@ def _from_osm_file(
     spec: CitySpec,
     wanted: tuple[str, ...],
     record: dict[str, object],
-) -> _RawSource:
+) -> RawSource:
     extract = read_osm_file(path, network_type=spec.network_type, layers=set(wanted), clip=spec.clip)
     if "streets" in wanted and extract.graph is None and (source.layers is not None and "streets" in source.layers):
         raise SourceError(
@@ -175,7 +165,7 @@ def _from_osm_file(
             f"{original.name} holds none of the layers {list(wanted)}",
             "check that the file covers the area (and the clip box) and holds highway ways or building footprints",
         )
-    return _RawSource(graph=extract.graph, features=extract.features, layers=provided, record=record)
+    return RawSource(graph=extract.graph, features=extract.features, layers=provided, record=record)
 
 
 def _read_frame(path: Path) -> gpd.GeoDataFrame:
@@ -227,7 +217,7 @@ def _clean(tags: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in tags.items() if v is not None and not (isinstance(v, float) and np.isnan(v))}
 
 
-def _lonlat_bounds(raw: _RawSource) -> list[tuple[float, float, float, float]]:
+def _lonlat_bounds(raw: RawSource) -> list[tuple[float, float, float, float]]:
     bounds = []
     if raw.graph is not None and raw.graph.number_of_nodes():
         nodes = ox.graph_to_gdfs(raw.graph, edges=False)
@@ -243,7 +233,7 @@ def utm_crs_for(lon: float, lat: float) -> CRS:
     return CRS(gpd.GeoSeries([shapely.Point(lon, lat)], crs=4326).estimate_utm_crs())
 
 
-def _assemble(spec: CitySpec, raws: list[_RawSource]) -> CityLayers:
+def _assemble(spec: CitySpec, raws: list[RawSource]) -> CityLayers:
     all_bounds = [b for raw in raws for b in _lonlat_bounds(raw)]
     for raw in raws:
         if raw.extent_lonlat is not None:

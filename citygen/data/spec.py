@@ -18,10 +18,10 @@ from typing import Any
 
 import yaml
 
-from citygen.bands import LAYERS
+from citygen.core.bands import LAYERS
+from citygen.core.errors import ConfigError
+from citygen.core.settings import DEFAULT_RESOLUTION_M, DEFAULT_SUPERSAMPLE, DEFAULT_TILE_SIZE
 from citygen.data.layers import NETWORK_TYPES
-from citygen.errors import ConfigError
-from citygen.settings import DEFAULT_RESOLUTION_M, DEFAULT_SUPERSAMPLE, DEFAULT_TILE_SIZE
 
 SOURCE_KEYS = ("sample", "place", "bbox", "point", "files")
 
@@ -65,10 +65,6 @@ class CitySpec:
     # [west, south, east, north] in degrees: local files are cut to this box (huge extracts, documented extents)
     clip: tuple[float, float, float, float] | None = None
     split: SplitSpec = field(default_factory=SplitSpec)
-
-    @property
-    def source_kind(self) -> str:
-        return next(key for key in SOURCE_KEYS if getattr(self, key))
 
     @property
     def tile_stride(self) -> int:
@@ -161,8 +157,18 @@ def parse_city(
         kwargs.update(point=(lat, lon), dist=dist)
     if merged.get("files"):
         kwargs["files"] = _parse_files(merged["files"], where, base_dir)
-    for key in ("network_type", "layers", "resolution", "tile_size", "stride", "min_valid_fraction",
-                "supersample", "osm_date", "split", "clip"):  # fmt: skip
+    for key in (
+        "network_type",
+        "layers",
+        "resolution",
+        "tile_size",
+        "stride",
+        "min_valid_fraction",
+        "supersample",
+        "osm_date",
+        "split",
+        "clip",
+    ):
         if key in merged and merged[key] is not None:
             kwargs[key] = merged[key]
     return _validated(CitySpec(**_coerce(kwargs, where)), where)
@@ -191,7 +197,15 @@ def _sample_kwargs(sample_id: str) -> dict[str, Any]:
     sample = get_sample(sample_id)
     return {
         "sample": sample.id,
-        "files": sample.file_sources(),
+        "files": tuple(
+            FileSource(
+                path=str(Path(sample.root) / item.path),
+                layers=item.layers,
+                sha256=item.sha256,
+                origin=f"{sample.id} ({sample.origin()})",
+            )
+            for item in sample.files
+        ),
         "network_type": sample.network_type,
         "clip": sample.clip,
     }

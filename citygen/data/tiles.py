@@ -20,7 +20,7 @@ import pandas as pd
 import rasterio
 import shapely
 
-from citygen.bands import LAYERS
+from citygen.core.bands import LAYERS
 from citygen.data.geotiff import band_presence
 from citygen.data.spec import CitySpec, SplitSpec
 
@@ -129,7 +129,7 @@ def city_tiles(path: str, spec: CitySpec) -> gpd.GeoDataFrame:
             kept.append((row, col, fraction, labels.pop()))
     kept = _drop_cross_split_overlaps(kept, size)
     records = []
-    for row, col, fraction, label in kept:
+    for row, col, fraction, tile_split in kept:
         minx, maxy = transform @ (col, row)
         maxx, miny = transform @ (col + size, row + size)
         records.append(
@@ -141,7 +141,7 @@ def city_tiles(path: str, spec: CitySpec) -> gpd.GeoDataFrame:
                 "col_off": col,
                 "height": size,
                 "width": size,
-                "split": label,
+                "split": tile_split,
                 "valid_fraction": fraction,
                 "crs": crs.to_string(),
                 "resolution": float(transform.a),
@@ -158,9 +158,23 @@ def city_tiles(path: str, spec: CitySpec) -> gpd.GeoDataFrame:
 
 
 _COLUMNS = [
-    "tile_id", "city", "path", "row_off", "col_off", "height", "width", "split", "valid_fraction", "crs",
-    "resolution", "minx", "miny", "maxx", "maxy", *[f"present_{layer}" for layer in LAYERS],
-]  # fmt: skip
+    "tile_id",
+    "city",
+    "path",
+    "row_off",
+    "col_off",
+    "height",
+    "width",
+    "split",
+    "valid_fraction",
+    "crs",
+    "resolution",
+    "minx",
+    "miny",
+    "maxx",
+    "maxy",
+    *[f"present_{layer}" for layer in LAYERS],
+]
 
 
 def tiles_overlap_across_splits(tiles: pd.DataFrame) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -14,9 +14,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from citygen import OSM_ATTRIBUTION
+from citygen.core import OSM_ATTRIBUTION
 
 if TYPE_CHECKING:
+    from citygen.data.geotiff import RasterData
+    from citygen.data.sources import CityLayers
     from citygen.metrics.suite import SourceResult
 
 KEY_NUMBERS: tuple[tuple[str, str, str], ...] = (
@@ -51,7 +53,7 @@ def fmt(value: float, pattern: str) -> str:
     return "n/m" if value is None or not math.isfinite(value) else pattern.format(value)
 
 
-def _draw_vector_map(ax: plt.Axes, city: object) -> None:
+def _draw_vector_map(ax: plt.Axes, city: CityLayers) -> None:
     import geopandas as gpd
     import osmnx as ox
 
@@ -69,7 +71,7 @@ def _draw_vector_map(ax: plt.Axes, city: object) -> None:
     ax.set_ylim(y0, y1)
 
 
-def _draw_raster_map(ax: plt.Axes, raster: object) -> None:
+def _draw_raster_map(ax: plt.Axes, raster: RasterData) -> None:
     bands = raster.bands
     shape = next(iter(bands.values())).shape
     rgb = np.ones((*shape, 3), np.float32)
@@ -117,7 +119,7 @@ def draw_card(result: SourceResult, path: str | Path) -> Path:
     ax_map.set_yticks([])
     ax_map.set_title("Map (streets, buildings, green, water, parking)", fontsize=9)
 
-    ax_pol = fig.add_subplot(grid[0, 1], projection="polar")
+    ax_pol: Any = fig.add_subplot(grid[0, 1], projection="polar")  # a PolarAxes
     hist = np.asarray(result.orientation_hist, float)
     if hist.sum() > 0:
         theta = np.radians(np.arange(0, 360, 10))

@@ -17,8 +17,8 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
+from citygen.core.settings import DEFAULT_LEVELS
 from citygen.metrics._common import MetricSet
-from citygen.settings import DEFAULT_LEVELS
 
 # Pattern 60: a green of at least 0.56 ha and 46 m across within 230 m of every building.
 GREEN_MIN_AREA_M2 = 5600.0

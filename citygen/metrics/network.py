@@ -19,7 +19,7 @@ import pyproj
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from citygen.errors import SourceError
+from citygen.core.errors import SourceError
 from citygen.metrics._common import (
     MetricSet,
     bearing_histogram,

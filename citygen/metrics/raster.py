@@ -15,7 +15,7 @@ import pyproj
 import scipy.ndimage as ndi
 from affine import Affine
 
-from citygen.errors import SourceError
+from citygen.core.errors import SourceError
 from citygen.metrics import density as D
 from citygen.metrics._common import (
     MetricSet,

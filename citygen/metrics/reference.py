@@ -57,12 +57,14 @@ def build_table(sample_ids: list[str]) -> dict[str, object]:
             "std": float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
             "n": len(vals),
         }
-    rows = {sid: {k: (v if math.isfinite(v) else None) for k, v in r.items()} for sid, r in rows.items()}
+    cleaned: dict[str, dict[str, float | None]] = {
+        sid: {k: (v if math.isfinite(v) else None) for k, v in r.items()} for sid, r in rows.items()
+    }
     return {
         "description": "Reference cities for the Frank-style walkability index (citygen samples, OSM ODbL). "
         "Regenerate with `python -m citygen.metrics.reference`.",
         "components": components,
-        "cities": rows,
+        "cities": cleaned,
     }
 
 

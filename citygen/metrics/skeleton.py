@@ -153,7 +153,7 @@ def _merge_chains(edges: np.ndarray, length: np.ndarray, n: int) -> tuple[np.nda
     chain_len = np.bincount(chain, weights=length, minlength=n_chain)
     # Chain end nodes: endpoints that are not through-nodes (a pure cycle has none).
     not_through = ~through[ends]
-    end_nodes = [[] for _ in range(n_chain)]
+    end_nodes: list[list[int]] = [[] for _ in range(n_chain)]
     for c, node in zip(np.concatenate([chain, chain])[not_through], ends[not_through], strict=True):
         end_nodes[c].append(node)
     new_edges, new_len = [], []

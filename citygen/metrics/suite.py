@@ -21,7 +21,7 @@ import numpy as np
 import osmnx as ox
 import pandas as pd
 
-from citygen.errors import ConfigError, SourceError
+from citygen.core.errors import ConfigError, SourceError
 from citygen.metrics import density as D
 from citygen.metrics import network as N
 from citygen.metrics import patterns as P

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from importlib import resources
 
@@ -89,7 +89,7 @@ def spatial_chunks(node_xy: np.ndarray, *, cell_m: float, chunk: int = CHUNK) ->
     order = np.lexsort((keys[:, 1], keys[:, 0]))
     k = keys[order]
     breaks = np.flatnonzero((k[1:] != k[:-1]).any(axis=1)) + 1
-    groups = []
+    groups: list[np.ndarray] = []
     for g in np.split(order, breaks):
         groups.extend(g[i : i + chunk] for i in range(0, len(g), chunk))
     return groups
@@ -334,11 +334,3 @@ def walkability_index(
     else:
         out.set("walkability_index", total, "z-sum")
     return out
-
-
-def missing_layers(present: Mapping[str, bool], needed: Iterable[str]) -> list[str]:
-    return [name for name in needed if not present.get(name, False)]
-
-
-def as_csr(edges: np.ndarray, length: np.ndarray, n: int) -> sparse.csr_matrix:
-    return edges_to_csr(edges, length, n)

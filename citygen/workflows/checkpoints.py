@@ -1,47 +1,61 @@
-"""Load trained tasks from Lightning checkpoints, safely (`weights_only=True`)."""
+"""The one checkpoint loader: a trained task from a Lightning checkpoint, read safely (``weights_only=True``).
+
+``citygen evaluate``, ``embed`` and ``generate``, the demo and the experiments all load through
+:func:`load_task`, so a missing, corrupt or foreign file gets the same clear error everywhere (the raw reader,
+:func:`citygen.learn.tasks.base.read_checkpoint`, also serves the resume check of ``citygen fit``).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
+from citygen.core.errors import CheckpointError
+from citygen.learn.tasks import AutoencoderTask, Pix2PixTask
+from citygen.learn.tasks.base import META_KEY, read_checkpoint
 
-from citygen.errors import CheckpointError
+TASKS: dict[str, type[AutoencoderTask] | type[Pix2PixTask]] = {
+    "AutoencoderTask": AutoencoderTask,
+    "Pix2PixTask": Pix2PixTask,
+}
+DATA_STATE_KEY = "CityTileDataModule"  # the data module's state_dict in a checkpoint (Lightning keys it by class)
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
+@dataclass
+class TrainedTask:
+    """A task in eval mode on the CPU, and what its checkpoint says about how it was trained."""
+
+    task: Any  # AutoencoderTask | Pix2PixTask
+    name: str  # the task class name
+    path: Path
+    meta: dict[str, Any] = field(default_factory=dict)  # the shape-fixing settings (bands, sizes)
+    data: dict[str, Any] = field(default_factory=dict)  # the data module state: root, bands, crop size, targets
+
+    @property
+    def data_root(self) -> Path | None:
+        """The dataset it was trained on (None when the checkpoint does not record it)."""
+        return Path(self.data["root"]) if self.data.get("root") else None
+
+
+def load_task(path: str | Path, expected: str | None = None) -> TrainedTask:
+    """The task stored in a checkpoint written by ``citygen fit`` (``expected``: the task class it must hold)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint not found: {path}",
-            "train one with `citygen fit --config configs/experiments/ae_demo.yaml`",
-        )
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}", "pass a .ckpt written by `citygen fit`") from exc
-
-
-def load_task(path: str | Path, expected: str | None = None) -> tuple[Any, Path | None]:
-    """The task stored in a checkpoint (in eval mode on the CPU) and the dataset it was trained on."""
-    from citygen.tasks import AutoencoderTask, Pix2PixTask
-    from citygen.tasks.base import META_KEY
-
     checkpoint = read_checkpoint(path)
-    task_name = checkpoint.get(META_KEY, {}).get("task")
-    classes = {"AutoencoderTask": AutoencoderTask, "Pix2PixTask": Pix2PixTask}
-    if task_name not in classes:
+    meta = checkpoint.get(META_KEY) or {}
+    name = meta.get("task")
+    if name not in TASKS:
         raise CheckpointError(
-            f"{path} is not a citygen task checkpoint (task {task_name!r})",
-            "pass a checkpoint written by `citygen fit`",
+            f"{path} is not a citygen task checkpoint (task {name!r})", "pass a checkpoint written by `citygen fit`"
         )
-    if expected is not None and task_name != expected:
+    if expected is not None and name != expected:
         raise CheckpointError(
-            f"{path} holds a {task_name}, but this command needs a {expected}",
-            f"pass a {expected} checkpoint",
+            f"{path} holds a {name}, but this command needs a {expected}", f"pass a {expected} checkpoint"
         )
-    task = classes[task_name].load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    task = TASKS[name].load_from_checkpoint(path, map_location="cpu", weights_only=True)
     task.eval()
-    root = checkpoint.get("datamodule_hyper_parameters", {}).get("root")
-    return task, Path(root) if root else None
+    data = dict(checkpoint.get(DATA_STATE_KEY) or {})
+    if not data.get("root"):  # checkpoints of runs without a data module state keep the root in its hparams
+        root = checkpoint.get("datamodule_hyper_parameters", {}).get("root")
+        data.update({"root": root} if root else {})
+    return TrainedTask(task=task, name=name, path=path, meta=dict(meta), data=data)

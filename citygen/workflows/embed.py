@@ -25,14 +25,16 @@ from typing import Literal
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import torch
 
-from citygen import OSM_ATTRIBUTION
+from citygen.core import OSM_ATTRIBUTION, settings
+from citygen.core.errors import ConfigError
 from citygen.data.dataset import CityTileDataset
 from citygen.data.geotiff import atomic_path
-from citygen.errors import ConfigError
-from citygen.models.texture import latent_statistics, mapped_cells
+from citygen.learn.models.texture import latent_statistics, mapped_cells
+from citygen.learn.tasks import AutoencoderTask
 from citygen.workflows.checkpoints import load_task
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ METRICS = (
 Pooling = Literal["auto", "stats", "mean"]
 
 
-def resolve_pooling(task, pooling: Pooling) -> Literal["stats", "mean"]:
+def resolve_pooling(task: AutoencoderTask, pooling: Pooling) -> Literal["stats", "mean"]:
     spatial = task.hparams.get("bottleneck", "dense") == "spatial"
     if pooling == "auto":
         return "stats" if spatial else "mean"
@@ -61,16 +63,20 @@ def resolve_pooling(task, pooling: Pooling) -> Literal["stats", "mean"]:
 
 
 @torch.no_grad()
-def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32, pooling: Pooling = "auto") -> np.ndarray:
+def embed_tiles(
+    task: AutoencoderTask, dataset: CityTileDataset, *, batch_size: int = 32, pooling: Pooling = "auto"
+) -> np.ndarray:
     """One vector per tile (see the module docstring for the two poolings). The model's bands are taken from
     ``dataset`` by name; its ``valid`` band, when it reads one, marks the mapped area the statistics cover."""
-    size = int(task.hparams.input_size)
+    size = int(task.hp.input_size)
     pooling = resolve_pooling(task, pooling)
     names = list(dataset.bands)
     missing = [b for b in task.bands if b not in names]
     if missing:
-        raise ConfigError(f"the model encodes bands {missing}, which the dataset is not read with ({names})",
-                          "read the dataset with the model's bands (and valid)")  # fmt: skip
+        raise ConfigError(
+            f"the model encodes bands {missing}, which the dataset is not read with ({names})",
+            "read the dataset with the model's bands (and valid)",
+        )
     model_bands = [names.index(b) for b in task.bands]
     valid_band = names.index("valid") if "valid" in names else None
     latents = []
@@ -83,7 +89,7 @@ def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32, pooling
                 "embed a dataset with larger tiles",
             )
         if pooling == "stats":
-            factor = 2 ** len(task.hparams.widths)
+            factor = 2 ** len(task.hp.widths)
             if height % factor or width % factor:
                 raise ConfigError(f"tiles of {height}x{width} px are not divisible by {factor}", "use --pooling mean")
             latent_map = task.net.encode_map(images[:, model_bands])
@@ -102,7 +108,7 @@ def embed_tiles(task, dataset: CityTileDataset, *, batch_size: int = 32, pooling
     return np.concatenate(latents).astype(np.float32)
 
 
-def check_bands_present(tiles, bands: list[str], root: Path) -> None:
+def check_bands_present(tiles: pd.DataFrame, bands: list[str], root: Path) -> None:
     """Refuse a dataset in which no tile has a band the model was trained on (it would embed zeros); name
     the places that lack a band the others have."""
     missing = [b for b in bands if f"present_{b}" in tiles and not tiles[f"present_{b}"].astype(bool).any()]
@@ -116,20 +122,26 @@ def check_bands_present(tiles, bands: list[str], root: Path) -> None:
         if column in tiles:
             lacking = sorted(tiles.loc[~tiles[column].astype(bool), "city"].unique())
             if lacking:
-                log.warning("%s lack the %s band: their tiles embed it as empty (citygen compare leaves them "
-                            "out of the group probe)", ", ".join(lacking), band)  # fmt: skip
+                log.warning(
+                    "%s lack the %s band: their tiles embed it as empty (citygen compare leaves them "
+                    "out of the group probe)",
+                    ", ".join(lacking),
+                    band,
+                )
 
 
-def random_control(task, dataset: CityTileDataset, train: np.ndarray, *, seed: int = 0, batch: int = 32):
+def random_control(
+    task: AutoencoderTask, dataset: CityTileDataset, train: np.ndarray, *, seed: int = 0, batch: int = 32
+) -> AutoencoderTask:
     """A copy of ``task`` with freshly initialised weights: the control an embedding must beat (an untrained
     encoder of the same architecture). Its batch norms get the mean and variance of their inputs over the
     ``train`` tiles (one pass in batches of ``batch``), as a trained model's hold those of its training
     crops: random weights with the checkpoint's running statistics would scale every layer wrongly."""
-    from citygen.models import init_weights
+    from citygen.learn.models import init_weights
 
     torch.manual_seed(seed)
     control = copy.deepcopy(task)
-    init_weights(control.net, task.hparams.init_type, task.hparams.init_gain)
+    init_weights(control.net, task.hp.init_type, task.hp.init_gain)
     norms = [m for m in control.net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for norm in norms:
         norm.reset_running_stats()
@@ -143,9 +155,9 @@ def random_control(task, dataset: CityTileDataset, train: np.ndarray, *, seed: i
     return control.eval()
 
 
-def tile_metrics(root: Path, tiles, *, workers: int = 2):
+def tile_metrics(root: Path, tiles: pd.DataFrame, *, workers: int = 2) -> pd.DataFrame:
     """Whole-tile urban metrics (cached in the dataset folder by the conditioning code)."""
-    from citygen.tasks.conditioning import ensure_targets
+    from citygen.learn.conditioning import ensure_targets
 
     size = int(tiles["height"].max())
     cache = ensure_targets(root, size, list(METRICS), tiles, workers=workers)
@@ -169,10 +181,9 @@ def embed(
     ``control="random"`` embeds with :func:`random_control` of the checkpoint's architecture instead of its
     trained weights (seeded by ``seed``): the baseline `citygen compare --control` scores beside the model.
     """
-    task, trained_on = load_task(ckpt, expected="AutoencoderTask")
-    from citygen import settings
-
-    root = Path(data) if data is not None else (trained_on or settings.data_dir())
+    trained = load_task(ckpt, expected="AutoencoderTask")
+    task = trained.task
+    root = Path(data) if data is not None else (trained.data_root or settings.data_dir())
     extra = [] if "valid" in task.bands else ["valid"]
     dataset = CityTileDataset(root, bands=[*task.bands, *extra])
     check_bands_present(dataset.tiles, list(task.bands), root)

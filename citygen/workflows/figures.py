@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from citygen import OSM_ATTRIBUTION
+from citygen.core import OSM_ATTRIBUTION
 
 
 def _plt():
@@ -20,7 +20,7 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Any, path: Path) -> Path:
     fig.text(0.99, 0.005, f"Map data {OSM_ATTRIBUTION}", ha="right", va="bottom", fontsize=6, color="0.4")
     from citygen.data.geotiff import atomic_path
 

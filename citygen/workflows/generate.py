@@ -3,13 +3,13 @@
 Each candidate is written as a citygen GeoTIFF (same band vocabulary, UTM CRS) placed at ``--at LON,LAT``
 (default: Copenhagen City Hall Square, 55.6761 N 12.5683 E), plus vector exports (streets recovered from
 the raster as lines, buildings as polygons) and a report of requested vs achieved values measured with the
-metric suite. Candidates are ranked by their mean relative error over the targets (an unmeasurable
-target counts as 100 % off).
+metric suite. Candidates are ranked by their mean absolute relative error over the targets
+(:func:`citygen.metrics.targets.rank_candidates`, as ``citygen evaluate`` picks its best candidate; an
+unmeasurable target counts as 100 % off).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -24,12 +24,14 @@ import torch
 from affine import Affine
 from pyproj import CRS
 
-from citygen import OSM_ATTRIBUTION
-from citygen.bands import BAND_NAMES
+from citygen.core import OSM_ATTRIBUTION
+from citygen.core.bands import BAND_NAMES
+from citygen.core.errors import ConfigError
 from citygen.data.geotiff import RasterData, atomic_path, read_raster, write_raster
 from citygen.data.sources import utm_crs_for
-from citygen.errors import ConfigError
+from citygen.metrics.targets import mean_relative_error, measure_targets, rank_candidates, relative_error
 from citygen.workflows.checkpoints import load_task
+from citygen.workflows.results import GenerateReport, write_json
 
 log = logging.getLogger(__name__)
 DEFAULT_AT = (12.5683, 55.6761)  # lon, lat: Copenhagen City Hall Square
@@ -41,7 +43,7 @@ class Candidate:
     index: int
     path: Path
     achieved: dict[str, float]
-    error: float  # mean relative error over the targets
+    error: float  # mean absolute relative error over the targets (citygen.metrics.targets)
     patterns: list[dict[str, Any]]
 
 
@@ -150,17 +152,17 @@ def generate(
     streets: str | Path | None = None,
     strict: bool = False,
     street_search: bool | None = None,
-) -> dict[str, Any]:
+) -> GenerateReport:
     """Write n candidates, their vector exports, a contact sheet, a pattern card and report.json.
 
     ``street_search`` overrides the model's own setting (None keeps it); turning it off is about 5-10x
     faster on the CPU but leaves intersection density to the generator alone (benchmarks/RESULTS.md).
     """
     from citygen.metrics.card import draw_card
-    from citygen.metrics.raster import tile_targets
     from citygen.metrics.suite import measure
 
-    task, root = load_task(ckpt, expected="Pix2PixTask")
+    trained = load_task(ckpt, expected="Pix2PixTask")
+    task, root = trained.task, trained.data_root
     if street_search is not None:
         task.street_search = street_search
     size = int(task.meta["input_size"])
@@ -181,7 +183,7 @@ def generate(
                 "pass --streets FILE.tif (a GeoTIFF built by citygen)",
             )
         inputs, crs, transform, resolution = _input_window(Path(streets), list(task.input_bands), size)
-    if crs is None:
+    if crs is None or transform is None:
         crs, transform = placement(at, size, resolution)
     t = torch.tensor([[targets[c] for c in conditions]], dtype=torch.float32) if conditions else None
     layouts = task.generate(t, inputs, size=size, num_candidates=n, seed=seed, resolution_m=resolution)[0].numpy()
@@ -216,26 +218,25 @@ def generate(
         vectors = vector_layers(bands, transform, crs, resolution)
         with atomic_path(out / f"candidate_{k}.geojson") as tmp:
             vectors.to_file(tmp, driver="GeoJSON")
-        achieved = tile_targets(bands, resolution_m=resolution)
-        errors = [abs(achieved.get(name, math.nan) - value) / max(abs(value), 1e-6) for name, value in targets.items()]
+        achieved = measure_targets(bands, resolution)
         result = measure(read_raster(path), sheds=False)[0]
         candidates.append(
             Candidate(
                 k,
                 path,
                 {name: float(achieved.get(name, math.nan)) for name in targets},
-                float(np.mean(np.nan_to_num(errors, nan=1.0))),  # an unmeasurable target counts as 100 % off
+                mean_relative_error(achieved, targets)[0],  # an unmeasurable target counts as 100 % off
                 result.record()["patterns"],
             )
         )
-    ranked = sorted(candidates, key=lambda c: c.error)
+    ranked = [candidates[i] for i in rank_candidates([c.achieved for c in candidates], targets)]
     card = draw_card(measure(read_raster(ranked[0].path), sheds=False)[0], out / "pattern_card.png")
     shown, shown_bands = layouts, list(task.output_bands)
     if inputs is not None:  # streets-to-buildings: draw the given streets with each candidate's output
         shown = np.concatenate([layouts, np.repeat(inputs.numpy(), len(layouts), axis=0)], axis=1)
         shown_bands += list(task.input_bands)
     sheet = contact_sheet(shown, shown_bands, candidates, targets, out / "contact_sheet.png")
-    report = {
+    report: GenerateReport = {
         "checkpoint": str(ckpt),
         "targets": targets,
         "training_ranges": {k: list(v) for k, v in ranges.items()},
@@ -255,7 +256,7 @@ def generate(
                     name: {
                         "requested": targets[name],
                         "achieved": c.achieved[name],
-                        "relative_error": abs(c.achieved[name] - targets[name]) / max(abs(targets[name]), 1e-6),
+                        "relative_error": abs(relative_error(name, c.achieved[name], targets[name])),
                     }
                     for name in targets
                 },
@@ -271,8 +272,7 @@ def generate(
         "pattern_card": card.name,
         "attribution": OSM_ATTRIBUTION,
     }
-    with atomic_path(out / "report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2, default=float))
+    write_json(out / "report.json", report)
     # the folder holds what its report lists: candidates of an earlier, larger --n go
     listed = {c["file"] for c in report["candidates"]} | {c["vectors"] for c in report["candidates"]}
     for stale in [*out.glob("candidate_*.tif"), *out.glob("candidate_*.geojson")]:
@@ -327,7 +327,7 @@ def contact_sheet(
     fig.suptitle(f"Generated layouts for {wanted}", fontsize=10)
     from matplotlib.patches import Patch
 
-    from citygen.viz import COLORS
+    from citygen.core.viz import COLORS
 
     legend = [Patch(color=COLORS[b], label=b) for b in COLORS if b in bands]
     if legend:

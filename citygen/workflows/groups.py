@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from citygen import settings
-from citygen.errors import ConfigError
+from citygen.core import settings
+from citygen.core.errors import ConfigError
+from citygen.workflows.probes import city_distances, city_name
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,9 @@ class Groups:
 
 
 def default_groups_path() -> Path | None:
-    root = settings.repo_root()
-    candidates = [Path.cwd() / "configs" / "compare" / "groups.yaml"]
-    if root is not None:
-        candidates.insert(0, root / "configs" / "compare" / "groups.yaml")
-    return next((p for p in candidates if p.is_file()), None)
+    """The groups file installed with citygen (``compare/groups.yaml`` of ``citygen configs``)."""
+    path = settings.configs_dir() / "compare" / "groups.yaml"
+    return path if path.is_file() else None
 
 
 def load_groups(path: str | Path | None = None, *, strict: bool = True) -> Groups:
@@ -103,21 +102,11 @@ def load_groups(path: str | Path | None = None, *, strict: bool = True) -> Group
     return Groups(of_place=of_place, probe=probe, pairs=pairs, rules=rules, path=str(path))
 
 
-def city_name(place_id: str) -> str:
-    """The city a registered place belongs to (Houston for houston_montrose); other ids stand for themselves."""
-    from citygen.data.samples import get_sample
-
-    try:
-        return get_sample(place_id).city.split(",")[0]
-    except ConfigError:
-        return place_id
-
-
 def _probe_model() -> Any:
     """The tile probe of `citygen compare` with classes weighted by their inverse tile counts: the groups
     differ in how many tiles their cities give (European extracts outnumber American ones), and a probe
     that learns the majority group would score cities by their group's size."""
-    from citygen.workflows.compare import _probe_model as model
+    from citygen.workflows.probes import probe_model as model
 
     probe = model()
     probe.set_params(logisticregression__class_weight="balanced")
@@ -179,8 +168,6 @@ def leave_one_city_out(table: pd.DataFrame, z: np.ndarray, groups: Groups) -> di
 
 def city_level_distances(table: pd.DataFrame, z: np.ndarray) -> pd.DataFrame:
     """Distances between city (registry `city` name) centroids in the standardised latent space."""
-    from citygen.workflows.compare import city_distances
-
     places = table["place"] if "place" in table else table["city"]
     return city_distances(table.assign(city=places.map(city_name)), z)
 

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from citygen.data.dataset import CityTileDataset
-from citygen.workflows import compare
+from citygen.workflows import compare, probes
 from citygen.workflows import groups as G
 from citygen.workflows.checkpoints import load_task
 from citygen.workflows.embed import random_control
@@ -54,7 +54,7 @@ def city_means_probe(table: pd.DataFrame, z: np.ndarray, groups: G.Groups) -> di
     for i in range(len(names)):
         train = np.arange(len(names)) != i
         model = make_pipeline(
-            StandardScaler(), LogisticRegression(C=compare.PROBE_C, max_iter=3000, class_weight="balanced")
+            StandardScaler(), LogisticRegression(C=probes.PROBE_C, max_iter=3000, class_weight="balanced")
         )
         right += int(model.fit(x[train], y[train]).predict(x[i : i + 1])[0] == y[i])
     return {"accuracy": right / len(names), "n_cities": len(names), "right": right}
@@ -71,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     encoded = runpy.run_path(str(VARIANTS))["encoded"]
     groups = G.load_groups(args.groups)
-    task, _ = load_task(args.ckpt, expected="AutoencoderTask")
+    task = load_task(args.ckpt, expected="AutoencoderTask").task
     dataset = CityTileDataset(args.data, bands=[*task.bands, "valid"])
     table = gpd.read_parquet(args.embeddings).set_index("tile_id").loc[dataset.tiles["tile_id"]].reset_index()
     place, _ = compare.built_places(args.data, table["city"].unique())
@@ -107,7 +107,7 @@ def main() -> None:
                 f"(balanced {r['tile_probe_balanced']:.3f}); city means {r['city_means_accuracy']:.3f}",
                 flush=True,
             )
-    metrics = compare.metric_matrix(subset)  # the urban-metrics baseline at city level (undefined -> median)
+    metrics = probes.metric_matrix(subset)  # the urban-metrics baseline at city level (undefined -> median)
     metrics = np.where(np.isfinite(metrics), metrics, np.nanmedian(metrics, 0))
     results["urban_metrics/city_means"] = {"city_means_accuracy": city_means_probe(subset, metrics, groups)["accuracy"]}
     print(f"urban metrics city means {results['urban_metrics/city_means']['city_means_accuracy']:.3f}")

@@ -1,7 +1,7 @@
 """Other tile vectors from the same autoencoder, scored with the probes of `citygen compare`.
 
 Each variant replaces (or extends) the `latent` column of an embeddings table and runs the shipped probes
-(`citygen.workflows.compare.linear_probe`: train -> test split, and block cross-validation):
+(`citygen.workflows.probes.linear_probe`: train -> test split, and block cross-validation):
 
 - the shipped vector (latent-map statistics, `--pooling stats`);
 - the same statistics of the tile at half resolution (2 x 2 max-pooled, 32 m latent cells), appended;
@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.model_selection import GroupKFold
 
-from citygen import settings
+from citygen.core import settings
 from citygen.data.dataset import CityTileDataset
-from citygen.models.texture import latent_statistics, mapped_cells, offsets_within
-from citygen.workflows import compare
+from citygen.learn.models.texture import latent_statistics, mapped_cells, offsets_within
+from citygen.workflows import compare, probes
 from citygen.workflows.checkpoints import load_task
 from citygen.workflows.embed import random_control as random_weights
 
@@ -75,19 +75,19 @@ def bag_of_codes(maps: np.ndarray, cells: np.ndarray, train: np.ndarray, k: int 
 
 def view_probe(table: pd.DataFrame, views: np.ndarray, groups) -> tuple[float, float]:
     """Test and block-CV accuracy of a probe trained on 8 views per tile, predictions averaged over views."""
-    frame, labels = compare.probe_tiles(table, groups)
+    frame, labels = probes.probe_tiles(table, groups)
     frame = frame[frame["group"].isin(labels)]
     rows, y = frame["_row"].to_numpy(), frame["group"].to_numpy()
 
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         x = np.concatenate([v[rows[train]] for v in views])
-        model = compare._probe_model().fit(x, np.concatenate([y[train]] * len(views)))
+        model = probes.probe_model().fit(x, np.concatenate([y[train]] * len(views)))
         return model.classes_[np.mean([model.predict_proba(v[rows[test]]) for v in views], 0).argmax(1)]
 
     split = frame["split"].to_numpy()
     test_accuracy = float((fit_predict(split == "train", split == "test") == y[split == "test"]).mean())
     predicted = np.empty(len(frame), dtype=object)
-    for train, test in GroupKFold(5).split(frame, groups=compare.spatial_blocks(frame)):
+    for train, test in GroupKFold(5).split(frame, groups=probes.spatial_blocks(frame)):
         predicted[test] = fit_predict(np.isin(np.arange(len(frame)), train), np.isin(np.arange(len(frame)), test))
     return test_accuracy, float((predicted == y).mean())
 
@@ -97,14 +97,14 @@ def probe_table(embeddings: Path, dataset: CityTileDataset) -> tuple[pd.DataFram
     table = compare.load_embeddings(embeddings).reset_index(drop=True)
     if list(table["tile_id"]) != list(dataset.tiles["tile_id"]):
         raise SystemExit("the embeddings were not written from --data")
-    table["group"] = table["city"].map(compare.city_group)
+    table["group"] = table["city"].map(probes.city_name)
     return table, (table["split"] == "train").to_numpy()
 
 
 def print_rows(table: pd.DataFrame, variants: dict[str, np.ndarray]) -> None:
     for name, z in variants.items():
-        probes = {p: compare.linear_probe(table, z, g) for p, g in compare.PROBES.items()}
-        figures = [probes[p][k] for p in compare.PROBES for k in ("accuracy", "cv_accuracy")]
+        found = {p: probes.linear_probe(table, z, g) for p, g in compare.PROBES.items()}
+        figures = [found[p][k] for p in compare.PROBES for k in ("accuracy", "cv_accuracy")]
         print(f"| {name} | " + " | ".join(f"{f:.3f}" for f in figures) + " |", flush=True)
 
 
@@ -116,11 +116,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--control-only", action="store_true", help="the shipped vector and the random control")
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
-    task, _ = load_task(args.ckpt, expected="AutoencoderTask")
+    task = load_task(args.ckpt, expected="AutoencoderTask").task
     dataset = CityTileDataset(args.data, bands=[*task.bands, "valid"])
     table, train = probe_table(args.embeddings, dataset)
     print("| tile vector | H vs C test | H vs C block-CV | all test | all block-CV |\n|---|---|---|---|---|")
-    print_rows(table, {"shipped (latent-map statistics)": compare.latent_matrix(table)})
+    print_rows(table, {"shipped (latent-map statistics)": probes.latent_matrix(table)})
     control, *_ = encoded(random_weights(task, dataset, train), dataset)
     print_rows(table, {"control: same architecture, random weights": control})
     if args.control_only:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from citygen import settings
+from citygen.core import settings
 from citygen.data.dataset import CityTileDataset
-from citygen.tasks import AutoencoderTask
+from citygen.learn.tasks import AutoencoderTask
 
 VARIANTS = Path(__file__).with_name("feature_variants.py")
 # (encoder widths, latent channels per cell): cells of 2, 4 and 8 pixels (4, 8 and 16 m at 2 m/px)

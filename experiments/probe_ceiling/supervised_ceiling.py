@@ -2,9 +2,9 @@
 
 The probes of `citygen compare` are linear classifiers on an autoencoder's latent statistics, which never saw
 a city label. This script trains a small supervised CNN on the very tiles and splits the probes use (same
-selection, `citygen.workflows.compare.probe_tiles`) and scores it on the same spatially held-out test tiles:
+selection, `citygen.workflows.probes.probe_tiles`) and scores it on the same spatially held-out test tiles:
 a rough ceiling for what the shipped sample data allows. Training sees random 160 px crops of the train
-tiles with rotations and flips (`citygen.datamodules.TileCrops`); a test tile is classified whole (mean of
+tiles with rotations and flips (`citygen.data.dataset.CityTileDataset`); a test tile is classified whole (mean of
 its four rotations). The learning rate follows a cosine from 1e-3 to zero over the run (``--lr-schedule``), so
 the last step is a settled one. The figure is the test accuracy after the last step: no step or seed is chosen
 by the test split.
@@ -28,10 +28,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from citygen import settings
+from citygen.core import settings
 from citygen.data.dataset import CityTileDataset
-from citygen.datamodules import EpochSampler, TileCrops
-from citygen.workflows.compare import PROBES, city_group, probe_tiles
+from citygen.learn.datamodule import EpochSampler
+from citygen.workflows.compare import PROBES
+from citygen.workflows.probes import city_name, probe_tiles
 
 BANDS = ("streets", "buildings", "valid")
 
@@ -98,9 +99,11 @@ def split_rows(frame: pd.DataFrame, split: str, labels: list[str]) -> tuple[pd.D
 
 def training_crops(data: Path, rows: pd.DataFrame, y: Tensor, *, crop: int, seed: int) -> DataLoader:
     """Batches of ``(image, city index)``: one random crop of every train tile (``rows``, city indices ``y``)
-    per epoch, with random rotations and flips (``citygen.datamodules.TileCrops``, repeatable from
+    per epoch, with random rotations and flips (``citygen.data.dataset.CityTileDataset``, repeatable from
     ``(seed, epoch, tile)``)."""
-    crops = TileCrops(data, rows.drop(columns="geometry"), BANDS, crop, augment=True, rotate90=True, seed=seed)
+    crops = CityTileDataset(
+        data, tiles=rows.drop(columns="geometry"), bands=BANDS, crop_size=crop, augment=True, rotate90=True, seed=seed
+    )
     label_of_tile = dict(zip(rows["tile_id"], y.tolist(), strict=True))
 
     def image_and_label(samples: list[dict]) -> tuple[Tensor, Tensor]:
@@ -122,7 +125,7 @@ def run(
     lr_schedule: Literal["constant", "cosine"] = "cosine",
 ) -> dict:
     dataset = CityTileDataset(data, bands=list(BANDS))
-    tiles = dataset.tiles.assign(group=dataset.tiles["city"].map(city_group))
+    tiles = dataset.tiles.assign(group=dataset.tiles["city"].map(city_name))
     frame, labels = probe_tiles(tiles, PROBES[probe])
     train, y_train = split_rows(frame, "train", labels)
     test, y_test = split_rows(frame, "test", labels)

@@ -1,0 +1,137 @@
+"""Typed results of ``citygen evaluate``, ``generate`` and ``compare``, and the one place they become JSON.
+
+Readers (the demo report, notebooks, experiments) use fields, not key strings. In JSON an undefined figure
+(NaN: a Spearman correlation over constant values, a MAPE without a target above the floor) is ``null``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypedDict
+
+from citygen.data.geotiff import atomic_path
+
+
+@dataclass
+class Agreement:
+    """How a measure of a reconstruction agrees with the same measure of its input, on ``n`` crops."""
+
+    n: int
+    rel_error: float  # median relative error
+    spearman: float  # rank correlation
+
+
+@dataclass
+class Conditioning:
+    """How well generated layouts meet requested targets: mean absolute percentage error (requests below the
+    target's floor left out), mean absolute error in the target's unit, and Spearman's rho of requested vs
+    achieved (mean over the candidates)."""
+
+    mape: float
+    mae: float
+    spearman: float
+
+
+@dataclass
+class AutoencoderEvaluation:
+    checkpoint: str
+    data: str
+    crop_size: int
+    crops: int
+    recon_loss: float
+    iou: dict[str, float] = field(default_factory=dict)
+    f1: dict[str, float] = field(default_factory=dict)
+    urban_metrics: dict[str, Agreement] = field(default_factory=dict)  # reconstruction vs input, per metric
+    task: str = "AutoencoderTask"
+
+
+@dataclass
+class Pix2PixEvaluation:
+    checkpoint: str
+    data: str
+    crop_size: int
+    crops: int
+    candidates: int
+    street_search: bool
+    # every candidate, as delivered (with the model's street search when it is on)
+    conditioning: dict[str, Conditioning] = field(default_factory=dict)
+    # the candidate `citygen generate` ranks first among those drawn for one request
+    best_candidate: dict[str, Conditioning] = field(default_factory=dict)
+    # street-graph targets from the generator alone, without the street search (only when the search is on)
+    generator_alone: dict[str, Conditioning] = field(default_factory=dict)
+    diversity_l1: float = math.nan  # mean pairwise L1 between candidates for one request
+    real_pair_l1: float = math.nan  # the same between random pairs of real crops
+    diversity_streets_1_minus_iou: float = math.nan
+    overlap: dict[str, float] = field(default_factory=dict)  # area share two coverage bands cover at once
+    real_overlap: dict[str, float] = field(default_factory=dict)
+    w1: dict[str, float] = field(default_factory=dict)  # Wasserstein-1 / real std, generated vs real, per metric
+    task: str = "Pix2PixTask"
+
+
+Evaluation = AutoencoderEvaluation | Pix2PixEvaluation
+
+
+class TargetReport(TypedDict):
+    requested: float
+    achieved: float
+    relative_error: float  # absolute value of citygen.metrics.targets.relative_error
+
+
+class CandidateReport(TypedDict):
+    rank: int
+    candidate: int
+    file: str
+    vectors: str
+    targets: dict[str, TargetReport]
+    mean_relative_error: float
+    patterns: list[dict[str, Any]]
+
+
+class GenerateReport(TypedDict):
+    checkpoint: str
+    targets: dict[str, float]
+    training_ranges: dict[str, list[float]]
+    street_search: bool
+    crs: str
+    transform: list[float]
+    resolution_m: float
+    size_px: int
+    candidates: list[CandidateReport]
+    diversity: float
+    contact_sheet: str
+    pattern_card: str
+    attribution: str
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy and torch scalars
+        return _plain(value.item())
+    return value
+
+
+def to_json(result: Any) -> str:
+    """JSON text of a result (dataclasses, TypedDicts, nested containers); NaN and inf become null."""
+    return json.dumps(_plain(result), indent=2)
+
+
+def write_json(path: str | Path, result: Any) -> Path:
+    """Write :func:`to_json` of ``result`` atomically (no half-written file under a kill)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(to_json(result))
+    return path
