@@ -5,13 +5,19 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "citygen"
+
+
+def _pyproject() -> dict:
+    """pyproject.toml as a dict (setuptools' reader: tomllib is Python 3.11+, citygen supports 3.10)."""
+    from setuptools.config.pyprojecttoml import load_file
+
+    return load_file(ROOT / "pyproject.toml")
 
 
 def test_import_contracts_hold() -> None:
@@ -28,7 +34,7 @@ def test_an_upward_import_breaks_the_layer_contract() -> None:
     from importlinter.contracts.layers import LayersContract
 
     graph = grimp.build_graph("citygen", cache_dir=None)
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    config = _pyproject()["tool"]["importlinter"]
     layers = next(c for c in config["contracts"] if c["type"] == "layers")["layers"]
     contract = LayersContract(name="layers", session_options={"root_packages": ["citygen"]},
                               contract_options={"layers": layers})  # fmt: skip
@@ -39,7 +45,7 @@ def test_an_upward_import_breaks_the_layer_contract() -> None:
 
 
 def _listed_packages() -> set[str]:
-    return set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    return set(_pyproject()["tool"]["setuptools"]["packages"])
 
 
 def test_every_package_is_installed() -> None:

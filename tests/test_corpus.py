@@ -211,7 +211,9 @@ def test_cross_city_pass_drops_the_smaller_citys_conflicting_tile() -> None:
     assert drop_cross_city_conflicts(touching)[1] == 0, "tiles that only share an edge do not conflict"
 
 
-def test_registry_check_passes_and_catches_a_changed_file(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_registry_check_passes_and_catches_a_changed_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """data_pipelines/check_registries.py: every registered file matches its recorded checksum."""
     import importlib.util
 

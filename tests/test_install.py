@@ -42,4 +42,6 @@ def test_demo_quick_runs_after_a_plain_pip_install(tmp_path: Path) -> None:
     run(venv / "bin" / "citygen", "configs", "export", "my_configs", cwd=empty)
     assert (empty / "my_configs" / "experiments" / "pix2pix_demo.yaml").is_file()
     run(venv / "bin" / "citygen", "demo", "--quick", cwd=empty, timeout=3600)
-    assert (empty / "runs" / "demo" / "report.json").is_file() and (empty / "data" / "processed" / "tiles.parquet").is_file()
+    assert (empty / "runs" / "demo" / "report.json").is_file() and (
+        empty / "data" / "processed" / "tiles.parquet"
+    ).is_file()

@@ -67,7 +67,9 @@ def test_generate_ranks_candidates_as_evaluate_picks_them(tiny_models: dict[str,
     assert [c["candidate"] for c in report["candidates"]] == rank_candidates(measured, targets)
     for c in report["candidates"]:
         for name, row in c["targets"].items():
-            assert row["relative_error"] == pytest.approx(abs(relative_error(name, measured[c["candidate"]][name], targets[name])))
+            assert row["relative_error"] == pytest.approx(
+                abs(relative_error(name, measured[c["candidate"]][name], targets[name]))
+            )
 
 
 def test_generate_without_street_search(tiny_models: dict[str, Path], tmp_path: Path) -> None:

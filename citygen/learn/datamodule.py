@@ -62,7 +62,7 @@ class CityTileDataModule(L.LightningDataModule):
             ``crop_size`` cells (as in evaluation), still with random flips.
         require_bands: drop tiles whose source did not provide the layer of any of these bands;
             otherwise absent bands stay in the batch, flagged in ``batch["present"]``.
-        targets: urban-metric targets (``citygen.metrics.raster.tile_targets`` keys) to attach per crop as
+        targets: urban-metric targets (names in :data:`citygen.metrics.targets.TARGETS`) to attach per crop as
             ``batch["targets"]``; computed once and cached in ``ROOT/tile_targets.parquet``. Training crops
             are then grid-aligned so each crop's targets are exact.
         min_valid_fraction: drop tiles with less data coverage.

@@ -34,6 +34,7 @@ from citygen.workflows.probes import (
     probe_table,
     street_source,
 )
+from citygen.workflows.results import CompareReport, write_json
 
 # Probes of city identity: a name and the cities (registry `city` names) it separates; None = every city.
 # Named pairs come from the groups file (`pairs`); these are the defaults without one.
@@ -115,7 +116,7 @@ def compare(
     seed: int = 0,
     groups: str | Path | None = None,
     control: str | Path | None = None,
-) -> dict[str, Any]:
+) -> CompareReport:
     """Run every comparison and write the figures, `report.json` and `report.md` to ``out_dir``.
 
     ``groups``: a groups file (default: the repository's configs/compare/groups.yaml when present) for the
@@ -169,7 +170,7 @@ def compare(
     if root is not None and (root / "tiles.parquet").is_file():
         figure_files["neighbours"] = figures.neighbour_grid(neighbours, root, out / "nearest_neighbours.png")
     figure_files.update(city_figures)
-    report = {
+    report: CompareReport = {
         "embeddings": str(embeddings),
         "n_tiles": len(table),
         "cities": sorted(table["city"].unique()),
@@ -187,8 +188,7 @@ def compare(
         "figures": {k: Path(v).name for k, v in figure_files.items()},
         "attribution": OSM_ATTRIBUTION,
     }
-    with atomic_path(out / "report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2))
+    write_json(out / "report.json", report)
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(markdown_report(report))
     return report
@@ -233,7 +233,7 @@ def aligned_latents(path: str | Path, table: pd.DataFrame) -> np.ndarray:
     return z
 
 
-def markdown_report(report: dict[str, Any]) -> str:
+def markdown_report(report: CompareReport) -> str:
     lines = [
         "# City comparison in latent space",
         "",

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from citygen.core import OSM_ATTRIBUTION, settings
-from citygen.workflows.results import AutoencoderEvaluation, Evaluation, Pix2PixEvaluation, write_json
+from citygen.workflows.results import (
+    AutoencoderEvaluation,
+    CompareReport,
+    Evaluation,
+    GenerateReport,
+    Pix2PixEvaluation,
+    write_json,
+)
 
 # Target sets for the generation step: a low-, a mid- and a high-density layout.
 TARGET_SWEEP: dict[str, dict[str, float]] = {
@@ -190,14 +197,14 @@ def demo_report(
     p2p_ckpt: Path,
     ae_eval: AutoencoderEvaluation,
     p2p_eval: Pix2PixEvaluation,
-    comparison: dict[str, Any],
-    generated: dict[str, Any],
+    comparison: CompareReport,
+    generated: dict[str, GenerateReport],
     timings: dict[str, float],
 ) -> dict[str, Any]:
     from citygen.data.geotiff import atomic_path
 
     conditioning = conditioning_summary(p2p_eval)
-    report = {
+    report: dict[str, Any] = {
         "data": str(data),
         "checkpoints": {"autoencoder": str(ae_ckpt), "pix2pix": str(p2p_ckpt)},
         "probe_accuracy": comparison["probe_accuracy"],

@@ -23,6 +23,7 @@ import yaml
 from citygen.core import settings
 from citygen.core.errors import ConfigError
 from citygen.workflows.probes import city_distances, city_name
+from citygen.workflows.results import CityLevelReport
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,7 @@ def city_level_report(
     bands: list[str],
     control: np.ndarray | None = None,
     metrics: np.ndarray | None = None,
-) -> tuple[dict[str, Any], dict[str, Path]]:
+) -> tuple[CityLevelReport, dict[str, Path]]:
     """The leave-one-city-out group probe on the latent vectors and on the baselines (urban metrics of each
     tile; a randomly initialised encoder of the same architecture), city-level distances and a dendrogram."""
     keep = probed_tiles(table, bands)
@@ -271,7 +272,7 @@ def city_level_report(
             distances, groups, out / "city_dendrogram.png", title="Cities clustered by their latent centroids"
         )
     labelled = set(groups.of_place)
-    report = {
+    report: CityLevelReport = {
         "groups_file": groups.path,
         "groups": {
             g: {**groups.rules.get(g, {}), "places": sorted(p for p, x in groups.of_place.items() if x == g)}

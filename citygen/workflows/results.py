@@ -107,6 +107,37 @@ class GenerateReport(TypedDict):
     attribution: str
 
 
+class CityLevelReport(TypedDict, total=False):
+    """The city-level part of ``citygen compare``'s report (groups of places, leave-one-city-out probe)."""
+
+    groups_file: str
+    groups: dict[str, dict[str, Any]]
+    group_probe: dict[str, Any]  # leave-one-city-out probe of the groups
+    group_probe_tiles: int
+    unlabelled_places: list[str]
+    city_level_distances: dict[str, dict[str, float]]
+
+
+class CompareReport(CityLevelReport, total=False):
+    """What ``citygen compare`` writes to ``report.json`` (probe entries: accuracy, chance, intervals, counts)."""
+
+    embeddings: str
+    n_tiles: int
+    cities: list[str]
+    probe_accuracy: dict[str, float | None]  # test split
+    probe_cv_accuracy: dict[str, float | None]  # block cross-validation
+    probes: dict[str, dict[str, Any]]
+    probes_skipped: dict[str, str]
+    probes_metrics_baseline: dict[str, dict[str, Any]]  # the same probes on the tiles' urban metrics
+    control_embeddings: str | None
+    baseline_metrics: list[str]
+    metric_r2: dict[str, dict[str, float | int]]
+    city_distances: dict[str, dict[str, float]]
+    nearest_neighbours: list[dict[str, Any]]
+    figures: dict[str, str]
+    attribution: str
+
+
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _plain(dataclasses.asdict(value))
