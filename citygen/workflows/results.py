@@ -75,6 +75,37 @@ class Pix2PixEvaluation:
 Evaluation = AutoencoderEvaluation | Pix2PixEvaluation
 
 
+@dataclass
+class RealismScore:
+    """One set of layouts against the real reference tiles (:mod:`citygen.workflows.realism`)."""
+
+    tiles: int
+    frechet_distance: float  # of the standardised morphology statistics, to the reference
+    frechet_ratio: float  # that distance over the one between two halves of the reference
+    c2st_accuracy: float  # cross-validated accuracy telling the set from the reference (0.5: cannot)
+    precision: float  # Naeem et al. 2020, k = 5, in statistic space
+    recall: float
+    density: float
+    coverage: float
+    wasserstein: dict[str, float] = field(default_factory=dict)  # per statistic / reference std, worst first
+    checkerboard_median: float = math.nan  # ~1 for real layouts
+    checkerboard_above_reference: float = math.nan  # share above the reference's 99th percentile
+    copies: float = math.nan  # share of tiles whose streets overlap a training crop's at IoU > 0.8
+    best_train_iou_median: float = math.nan
+    diversity_ratio: float = math.nan  # candidates' street 1-IoU for one request / real tiles of similar targets
+
+
+@dataclass
+class RealismReport:
+    data: str
+    reference: str  # what the sets are compared with
+    tile_px: int
+    resolution_m: float
+    statistics: list[str]
+    sets: dict[str, RealismScore] = field(default_factory=dict)  # the held-out real baseline first
+    figure: str = ""
+
+
 class TargetReport(TypedDict):
     requested: float
     achieved: float

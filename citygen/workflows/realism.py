@@ -1,0 +1,302 @@
+"""``citygen realism``: do layouts pass for real ones? Sets of tiles scored against the real test tiles of a dataset.
+
+Every set (folders of candidate GeoTIFFs, or the layouts ``citygen evaluate`` generates) is measured the way a user
+receives it: coverage bands thresholded at 0.5. The reference is the test split of the dataset, in crops of the
+candidates' size; the **held-out real baseline** is the validation split measured the same way, so every figure
+has the value real, spatially held-out tiles reach beside it. See :mod:`citygen.metrics.realism` for the measures.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from citygen.core.errors import ConfigError, SourceError
+from citygen.data.dataset import CityTileDataset
+from citygen.data.geotiff import read_raster
+from citygen.metrics import realism as R
+from citygen.metrics.morphology import (
+    DELIVERED_THRESHOLD,
+    DISTRIBUTION_STATISTICS,
+    LOG_STATISTICS,
+    morphology,
+    statistic_matrix,
+)
+from citygen.metrics.targets import get_target
+from citygen.workflows.results import RealismReport, RealismScore
+
+log = logging.getLogger(__name__)
+LAYOUT_BANDS = ("streets", "buildings", "green")  # the coverage bands realism looks at
+COPY_IOU = 0.8  # a candidate whose streets overlap a training crop's this much is a copy of it
+SIMILAR = 8  # real tiles of similar targets a request's candidates are compared with
+
+
+@dataclass
+class TileSet:
+    """Layouts ``[n, len(bands), H, W]`` (band values; ``valid`` separately) and what is known of them."""
+
+    name: str
+    layouts: np.ndarray
+    valid: np.ndarray  # [n, H, W] bool
+    bands: tuple[str, ...]
+    resolution_m: float
+    groups: list[int] | None = None  # candidates drawn for one request share a group
+    requests: list[dict[str, float]] = field(default_factory=list)  # per group: the requested targets
+    rows: list[dict[str, float]] = field(default_factory=list)  # morphology per tile, filled by :func:`measure`
+
+    def band(self, name: str) -> np.ndarray:
+        return self.layouts[:, self.bands.index(name)]
+
+    def street_masks(self) -> np.ndarray:
+        return (self.band("streets") >= DELIVERED_THRESHOLD) & self.valid
+
+
+def measure(tiles: TileSet) -> TileSet:
+    """Fill ``tiles.rows`` with the morphology statistics of every tile."""
+    tiles.rows = [
+        morphology(
+            {**{b: tiles.layouts[i, k] for k, b in enumerate(tiles.bands)}, "valid": tiles.valid[i].astype(np.float32)},
+            resolution_m=tiles.resolution_m,
+        )
+        for i in range(len(tiles.layouts))
+    ]
+    return tiles
+
+
+def dataset_tiles(
+    root: Path, split: str, *, size: int, bands: Sequence[str] = LAYOUT_BANDS, cities: Sequence[str] | None = None,
+    min_valid_fraction: float = 0.9,
+) -> TileSet:  # fmt: skip
+    """Grid crops of ``size`` px of one split, from tiles whose sources provide every band."""
+    from citygen.learn.datamodule import CityTileDataModule
+
+    dm = CityTileDataModule(root=str(root), bands=list(bands), crop_size=size, require_bands=list(bands),
+                            cities=list(cities) if cities else None, min_valid_fraction=min_valid_fraction)  # fmt: skip
+    frame = dm.tiles(split)
+    if frame.empty:
+        raise SourceError(
+            f"no {split} tiles with {list(bands)} in {root} (min_valid_fraction {min_valid_fraction}, cities {cities})",
+            "build a dataset with those layers (citygen data build), or name other cities",
+        )
+    ds = CityTileDataset(root, tiles=frame, bands=list(bands), crop_size=size)
+    samples = [ds[i] for i in range(len(ds))]
+    resolution = float((frame["maxx"] - frame["minx"]).iloc[0] / frame["width"].iloc[0])
+    return TileSet(
+        name=f"{split} split", layouts=np.stack([s["image"].numpy() for s in samples]),
+        valid=np.stack([s["mask"][0].numpy() for s in samples]), bands=tuple(bands), resolution_m=resolution,
+    )  # fmt: skip
+
+
+def folder_tiles(folder: Path, *, bands: Sequence[str] = LAYOUT_BANDS) -> TileSet:
+    """The GeoTIFFs of one folder (e.g. a ``citygen generate`` output: one request, its candidates)."""
+    import json
+
+    paths = sorted(Path(folder).glob("*.tif"))
+    if not paths:
+        raise ConfigError(f"no GeoTIFF in {folder}", "pass folders written by `citygen generate` (candidate_*.tif)")
+    rasters = [read_raster(p) for p in paths]
+    shapes = {next(iter(r.bands.values())).shape for r in rasters}
+    resolutions = {round(r.resolution_m, 6) for r in rasters}
+    if len(shapes) != 1 or len(resolutions) != 1:
+        raise ConfigError(
+            f"the GeoTIFFs of {folder} differ in size {sorted(shapes)} or pixel size {sorted(resolutions)}"
+        )
+    missing = sorted({b for r in rasters for b in bands if b not in r.bands or not r.present.get(b, True)})
+    if missing:
+        raise ConfigError(f"GeoTIFFs in {folder} have no band(s) {missing}", f"realism compares {list(bands)}")
+    report = folder / "report.json"
+    requests = [json.loads(report.read_text())["targets"]] if report.is_file() else []
+    layouts = np.stack([np.stack([r.bands[b] for b in bands]) for r in rasters]).astype(np.float32)
+    valid = np.stack([r.bands["valid"] > 0.5 if "valid" in r.bands else np.ones(shapes.pop(), bool) for r in rasters])
+    return TileSet(name=str(folder), layouts=np.nan_to_num(layouts), valid=valid, bands=tuple(bands),
+                   resolution_m=float(resolutions.pop()), groups=[0] * len(rasters) if requests else None,
+                   requests=requests)  # fmt: skip
+
+
+def merge(name: str, sets: Sequence[TileSet]) -> TileSet:
+    """One set of several (their groups renumbered), e.g. the folders of several ``citygen generate`` runs."""
+    groups: list[int] | None = []
+    requests: list[dict[str, float]] = []
+    for s in sets:
+        if s.groups is None or groups is None:
+            groups = None
+            continue
+        groups += [g + len(requests) for g in s.groups]
+        requests += s.requests
+    first = sets[0]
+    for s in sets[1:]:
+        if s.layouts.shape[1:] != first.layouts.shape[1:] or abs(s.resolution_m - first.resolution_m) > 1e-6:
+            raise ConfigError(f"{s.name} and {first.name} hold tiles of other sizes or pixel sizes")
+    return TileSet(name, np.concatenate([s.layouts for s in sets]), np.concatenate([s.valid for s in sets]),
+                   first.bands, first.resolution_m, groups, requests, [r for s in sets for r in s.rows])  # fmt: skip
+
+
+def _requests_matrix(requests: Sequence[Mapping[str, float]], names: Sequence[str]) -> np.ndarray:
+    return np.array([[r[n] / get_target(n).scale for n in names] for r in requests], dtype=np.float64)
+
+
+def diversity_ratio(tiles: TileSet, reference: TileSet, reference_targets: np.ndarray, names: Sequence[str]) -> float:
+    """Mean over requests of the candidates' pairwise street 1-IoU over the same figure among the
+    :data:`SIMILAR` reference tiles whose measured targets (``reference_targets`` ``[n_ref, len(names)]``) are
+    nearest the request, in units of each target's scale. NaN without requests."""
+    if tiles.groups is None or not tiles.requests or not names:
+        return math.nan
+    masks, ref_masks = tiles.street_masks(), reference.street_masks()
+    wanted = _requests_matrix(tiles.requests, names)
+    scaled = reference_targets / np.array([get_target(n).scale for n in names])
+    ratios = []
+    for g, request in enumerate(wanted):
+        own = R.pairwise_dissimilarity(masks[np.asarray(tiles.groups) == g])
+        ok = np.isfinite(scaled).all(axis=1)
+        nearest = np.flatnonzero(ok)[np.argsort(np.linalg.norm(scaled[ok] - request, axis=1))[:SIMILAR]]
+        real = R.pairwise_dissimilarity(ref_masks[nearest])
+        if math.isfinite(own) and math.isfinite(real) and real > 0:
+            ratios.append(own / real)
+    return float(np.mean(ratios)) if ratios else math.nan
+
+
+@dataclass
+class Reference:
+    """The real tiles every set is scored against, and what scoring needs of them."""
+
+    tiles: TileSet
+    matrix: np.ndarray  # statistic_matrix of the reference rows
+    train_masks: np.ndarray  # street masks of the training crops (memorisation)
+    targets: np.ndarray  # [n, len(target_names)] measured targets of the reference tiles
+    target_names: list[str]
+
+
+def reference_for(root: Path, *, size: int, cities: Sequence[str] | None, target_names: Sequence[str]) -> Reference:
+    from citygen.metrics.targets import measure_targets
+
+    test = measure(dataset_tiles(root, "test", size=size, cities=cities))
+    train = dataset_tiles(root, "train", size=size, cities=cities)
+    targets = np.array([
+        [measure_targets({**{b: test.layouts[i, k] for k, b in enumerate(test.bands)},
+                          "valid": test.valid[i].astype(np.float32)}, test.resolution_m).get(n, math.nan)
+         for n in target_names]
+        for i in range(len(test.layouts))
+    ]).reshape(len(test.layouts), len(target_names))  # fmt: skip
+    return Reference(test, statistic_matrix(test.rows), train.street_masks(), targets, list(target_names))
+
+
+def score(tiles: TileSet, reference: Reference) -> RealismScore:
+    """Every realism measure of ``tiles`` (measured first if needed) against ``reference``."""
+    if not tiles.rows:
+        measure(tiles)
+    if tiles.layouts.shape[-2:] != reference.tiles.layouts.shape[-2:] or (
+        abs(tiles.resolution_m - reference.tiles.resolution_m) > 1e-6
+    ):
+        raise ConfigError(
+            f"{tiles.name}: tiles of {tiles.layouts.shape[-1]} px at {tiles.resolution_m:g} m, the reference has "
+            f"{reference.tiles.layouts.shape[-1]} px at {reference.tiles.resolution_m:g} m",
+            "compare layouts generated at the dataset's pixel size and crop size",
+        )
+    if len(tiles.rows) < 4:
+        raise ConfigError(f"{tiles.name}: {len(tiles.rows)} tiles are too few to compare distributions (4 or more)")
+    matrix = statistic_matrix(tiles.rows)
+    frechet = R.frechet_ratio(reference.matrix, matrix)
+    close = R.prdc(reference.matrix, matrix)
+    board = np.array([r["checkerboard"] for r in tiles.rows])
+    real_board = np.array([r["checkerboard"] for r in reference.tiles.rows])
+    best = R.best_iou(tiles.street_masks(), reference.train_masks)
+    return RealismScore(
+        tiles=len(tiles.rows), frechet_distance=frechet["distance"], frechet_ratio=frechet["ratio"],
+        c2st_accuracy=R.c2st_accuracy(reference.matrix, matrix), **close,
+        wasserstein=R.wasserstein_per_statistic(reference.matrix, matrix, list(DISTRIBUTION_STATISTICS)),
+        checkerboard_median=float(np.median(board)),
+        checkerboard_above_reference=float((board > np.percentile(real_board, 99)).mean()),
+        copies=float((best > COPY_IOU).mean()), best_train_iou_median=float(np.median(best)),
+        diversity_ratio=diversity_ratio(tiles, reference.tiles, reference.targets, reference.target_names),
+    )  # fmt: skip
+
+
+def realism_report(
+    root: Path, folders: Sequence[Path], *, out: Path | None = None, cities: Sequence[str] | None = None
+) -> RealismReport:
+    """Score the candidate GeoTIFFs of ``folders`` (one set) and the held-out real baseline against the test
+    split of ``root``; with ``out``, also draw ``out/realism.png``."""
+    candidates = merge("candidates", [folder_tiles(Path(f)) for f in folders])
+    names = sorted(set.intersection(*(set(r) for r in candidates.requests))) if candidates.requests else []
+    size = int(candidates.layouts.shape[-1])
+    reference = reference_for(root, size=size, cities=cities, target_names=names)
+    if abs(reference.tiles.resolution_m - candidates.resolution_m) > 1e-6:
+        raise ConfigError(
+            f"the candidates have {candidates.resolution_m:g} m pixels, the dataset {reference.tiles.resolution_m:g} m",
+            "compare layouts with the dataset their model was trained on",
+        )
+    baseline = dataset_tiles(root, "val", size=size, cities=cities)
+    report = RealismReport(
+        data=str(root), tile_px=size, resolution_m=candidates.resolution_m, statistics=list(DISTRIBUTION_STATISTICS),
+        reference=f"test split: {len(reference.tiles.layouts)} crops with {list(LAYOUT_BANDS)}",
+    )  # fmt: skip
+    report.sets["held-out real (val split)"] = score(baseline, reference)
+    report.sets["candidates"] = score(candidates, reference)
+    if out is not None:
+        report.figure = realism_figure(reference.tiles, {"held-out real": baseline, "candidates": candidates},
+                                       Path(out) / "realism.png").name  # fmt: skip
+    return report
+
+
+def realism_figure(reference: TileSet, sets: Mapping[str, TileSet], path: Path) -> Path:
+    """Real and generated crops side by side (the reference tile nearest each set's first tiles in statistic
+    space), and each statistic's histogram, real vs every set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from citygen.core import OSM_ATTRIBUTION
+    from citygen.core.viz import render_layout
+    from citygen.data.geotiff import atomic_path
+
+    names = list(DISTRIBUTION_STATISTICS)
+    ref_matrix = statistic_matrix(reference.rows)
+    shown = {name: s for name, s in sets.items() if len(s.rows)}
+    rows, cols = 4, 1 + 3 * len(shown)
+    fig = plt.figure(figsize=(max(1.5 * cols, 10), 1.5 * rows + 6.5), layout="constrained")
+    parts: Any = fig.subfigures(2, 1, height_ratios=[1.5 * rows, 6.5])
+    top, bottom = parts
+    crops = top.subplots(rows, cols, squeeze=False)
+    for r in range(rows):
+        col = 1
+        for k, (name, tiles) in enumerate(shown.items()):
+            matrix = statistic_matrix(tiles.rows)
+            picks = list(range(r * 3, min(r * 3 + 3, len(tiles.rows))))
+            if k == len(shown) - 1 and picks:  # the real tile closest (statistics) to the row's first candidate
+                ref, oth = R.standardise(ref_matrix, matrix)
+                nearest = int(np.argmin(np.linalg.norm(ref - oth[picks[0]], axis=1)))
+                crops[r, 0].imshow(render_layout(reference.layouts[nearest], reference.bands, reference.valid[nearest]))
+            for j, i in enumerate(picks):
+                delivered = (tiles.layouts[i] >= DELIVERED_THRESHOLD).astype(np.float32)
+                crops[r, col + j].imshow(render_layout(delivered, tiles.bands, tiles.valid[i]))
+                crops[r, col + j].set_title(name if r == 0 and j == 0 else "", fontsize=8, loc="left")
+            col += 3
+    crops[0, 0].set_title("real (test), closest", fontsize=8, loc="left")
+    for ax in crops.ravel():
+        ax.set_axis_off()
+    hists = bottom.subplots(3, 5, squeeze=False).ravel()
+    for j, stat in enumerate(names):
+        ax = hists[j]
+        values = [ref_matrix[:, j], *(statistic_matrix(t.rows)[:, j] for t in shown.values())]
+        bins = np.histogram_bin_edges(np.concatenate(values), bins=15).tolist()
+        for label, v in zip(["real (test)", *shown], values, strict=True):
+            ax.hist(v, bins=bins, histtype="step", density=True, label=label)
+        ax.set_title(stat + (" (log1p)" if stat in LOG_STATISTICS else ""), fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in hists[len(names) :]:
+        ax.set_axis_off()
+    hists[0].legend(fontsize=6)
+    fig.suptitle("Realism: layouts as delivered (bands thresholded at 0.5) against the real test tiles", fontsize=9)
+    fig.text(0.99, 0.005, f"Map data {OSM_ATTRIBUTION}", ha="right", fontsize=6, color="0.4")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return path
