@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from citygen.cli.realism import print_table
 from citygen.workflows import evaluate as E
 from citygen.workflows.checkpoints import load_task
 from citygen.workflows.results import write_json
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="pix2pix: measure the generator's own streets only, without the model's street_search",
     )
+    parser.add_argument(
+        "--no-realism",
+        action="store_true",
+        help="pix2pix: skip the realism block (morphology statistics of every crop: minutes on a CPU)",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=0, help="processes measuring urban metrics")
     args = parser.parse_args(argv)
@@ -69,11 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         street_search=False if args.no_street_search else None,
         batch_size=args.batch_size,
         workers=args.workers,
+        realism=not args.no_realism,
     )
     print(f"{trained.name} {args.ckpt} on the test split of {result.data}")
     for key, value in _rows(result):
-        if key not in ("task", "checkpoint", "data"):
+        if key not in ("task", "checkpoint", "data") and not key.startswith("realism."):
             print(f"  {key:<50} {_fmt(value)}")
+    realism = getattr(result, "realism", None)
+    if realism:
+        print("realism (layouts as delivered, against the real test tiles; the generator alone is the primary set):")
+        print_table(realism)
     if args.json:
         write_json(args.json, result)
     return 0

@@ -41,8 +41,13 @@ def print_table(sets: dict[str, RealismScore]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="citygen realism", description=realism.__doc__)
     parser.add_argument("--data", type=Path, required=True, help="dataset built by `citygen data build`")
-    parser.add_argument("--candidates", type=Path, nargs="+", required=True,
-                        help="folders of candidate GeoTIFFs (e.g. `citygen generate --out` folders), scored as one set")  # fmt: skip
+    parser.add_argument(
+        "--candidates",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="folders of candidate GeoTIFFs (e.g. `citygen generate --out` folders), scored as one set",
+    )
     parser.add_argument("--cities", nargs="+", default=None, help="compare with these cities' tiles only")
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this JSON file")
     parser.add_argument("--out", type=Path, default=None, help="folder for realism.png")

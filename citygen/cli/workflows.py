@@ -142,6 +142,9 @@ def generate_main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the model's street search: faster, but intersection density is left to the generator alone",
     )
+    parser.add_argument(
+        "--no-realism", action="store_true", help="skip the realism block (candidates against the real test tiles)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     argv = list(sys.argv[1:] if argv is None else argv)
     for i, item in enumerate(argv[:-1]):  # "--at -95.39,29.75": argparse would take the value for an option
@@ -173,6 +176,7 @@ def generate_main(argv: list[str] | None = None) -> int:
         streets=args.streets,
         strict=not args.allow_extrapolation,
         street_search=False if args.no_street_search else None,
+        realism=not args.no_realism,
     )
     print(
         f"{'rank':<6}{'candidate':<11}" + "".join(f"{name:>28}" for name in report["targets"]) + f"{'mean error':>12}"
@@ -180,6 +184,11 @@ def generate_main(argv: list[str] | None = None) -> int:
     for c in report["candidates"]:
         values = "".join(f"{v['achieved']:>14.3g} (want {v['requested']:<6.3g})" for v in c["targets"].values())
         print(f"{c['rank']:<6}{c['candidate']:<11}{values}{c['mean_relative_error']:>12.1%}")
+    if report["realism"]:
+        from citygen.cli.realism import print_table
+
+        print("realism (layouts as delivered, against the real test tiles of the training dataset):")
+        print_table(report["realism"])
     print(
         f"wrote {len(report['candidates'])} candidates, {report['contact_sheet']}, {report['pattern_card']} and report.json to {args.out}/"
     )

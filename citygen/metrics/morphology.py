@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage as ndi
 
+from citygen.core.bands import BAND_NAMES, band
 from citygen.metrics._common import entropy_from_counts
 from citygen.metrics.network import MIN_BLOCK_AREA_M2
 from citygen.metrics.raster import JUNCTION_TOLERANCE_M, clean_bands, orientation_histogram_raster
@@ -56,6 +57,17 @@ def statistic_matrix(rows: list[dict[str, float]]) -> np.ndarray:
         if name in LOG_STATISTICS:
             matrix[:, j] = np.log1p(np.maximum(matrix[:, j], 0.0))
     return matrix.reshape(len(rows), len(DISTRIBUTION_STATISTICS))
+
+
+def delivered(bands: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The layout a user receives: coverage bands (unit ``fraction``) thresholded at 0.5 to 0 or 1, as the GeoJSON
+    export draws them; other bands (floor area, ``valid``) as they are."""
+    return {
+        name: (np.asarray(a) >= DELIVERED_THRESHOLD).astype(np.float32)
+        if name in BAND_NAMES and band(name).unit == "fraction"
+        else np.asarray(a, dtype=np.float32)
+        for name, a in bands.items()
+    }
 
 
 def _delivered(arrays: Mapping[str, np.ndarray], name: str, valid: np.ndarray) -> np.ndarray | None:

@@ -127,6 +127,25 @@ def relative_errors(name: str, achieved: np.ndarray, requested: np.ndarray) -> n
     return np.where(np.isfinite(achieved), error, 1.0)
 
 
+def conditioning_figures(name: str, requested: np.ndarray, achieved: np.ndarray) -> dict[str, float]:
+    """How well ``achieved`` ``[n, candidates]`` values meet ``requested`` ``[n]`` ones of one target: ``mape``, the
+    mean absolute :func:`relative_error` over requests at or above the target's floor (a percentage of a near-zero
+    request says little); ``mae`` in the target's unit; ``spearman``, the rank correlation of requested and mean
+    achieved values (NaN where undefined)."""
+    from scipy.stats import spearmanr
+
+    r, ach = np.asarray(requested, dtype=np.float64), np.asarray(achieved, dtype=np.float64)
+    ok = np.isfinite(r) & np.isfinite(ach).all(axis=1)
+    sel = ok & (np.abs(r) >= get_target(name).floor())
+    mean_ach = ach[ok].mean(axis=1)
+    good = ok.sum() >= 3 and np.ptp(r[ok]) > 0 and np.ptp(mean_ach) > 0
+    return {
+        "mape": float(np.abs(relative_errors(name, ach[sel], r[sel, None])).mean()) if sel.any() else math.nan,
+        "mae": float(np.abs(ach[ok] - r[ok, None]).mean()) if ok.any() else math.nan,
+        "spearman": float(spearmanr(r[ok], mean_ach).statistic) if good else math.nan,
+    }
+
+
 def rank_candidates(achieved: Sequence[Mapping[str, float]], requested: Mapping[str, float]) -> list[int]:
     """Candidate indices from closest to farthest: by mean absolute :func:`relative_error` over the requested
     targets, ties by index. ``citygen generate`` ranks with it and ``citygen evaluate`` takes its first."""

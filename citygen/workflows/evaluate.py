@@ -27,13 +27,22 @@ from scipy.stats import spearmanr, wasserstein_distance
 from torch.utils.data import DataLoader, Subset
 from torchmetrics.classification import BinaryF1Score, BinaryJaccardIndex
 
-from citygen.core.errors import CheckpointError
+from citygen.core.errors import CheckpointError, ConfigError, SourceError
 from citygen.data.dataset import collate_tiles
 from citygen.learn.datamodule import CityTileDataModule
 from citygen.learn.tasks import AutoencoderTask, Pix2PixTask
 from citygen.learn.tasks.base import channel_weights, select_channels
-from citygen.metrics.targets import get_target, measure_targets, rank_candidates, relative_errors, street_graph_targets
+from citygen.metrics.morphology import delivered
+from citygen.metrics.targets import (
+    conditioning_figures,
+    get_target,
+    measure_targets,
+    rank_candidates,
+    street_graph_targets,
+)
 from citygen.workflows.checkpoints import TrainedTask
+from citygen.workflows.realism import LAYOUT_BANDS
+from citygen.workflows.realism_eval import Generated, realism_bands, realism_block
 from citygen.workflows.results import Agreement, AutoencoderEvaluation, Conditioning, Evaluation, Pix2PixEvaluation
 
 log = logging.getLogger(__name__)
@@ -158,28 +167,24 @@ def evaluate_autoencoder(
 
 def _generated(
     task: Pix2PixTask, dm: CityTileDataModule, max_crops: int, candidates: int, seed: int
-) -> tuple[
-    np.ndarray,
-    list[tuple[dict[str, np.ndarray], float]],
-    list[tuple[dict[str, np.ndarray], float]],
-    np.ndarray,
-    np.ndarray,
-]:
-    """Requested targets ``[n, K]``, the candidates and real crops as band dicts (with their pixel size), the
-    candidate layouts ``[n, candidates, C, H, W]`` and the real layouts ``[n, C, H, W]`` of ``max_crops`` test crops."""
+) -> tuple[Generated, list[tuple[dict[str, np.ndarray], float]], np.ndarray]:
+    """The layouts generated for ``max_crops`` test crops' targets, the real crops as band dicts (with their pixel
+    size) and the real layouts ``[n, C, H, W]`` of the output bands."""
     requested: list[np.ndarray] = []
-    items: list[tuple[dict[str, np.ndarray], float]] = []
     real_items: list[tuple[dict[str, np.ndarray], float]] = []
     gen: list[np.ndarray] = []
     reals: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
     ds = dm.datasets["test"]
     subset = Subset(ds, sorted(_sample(len(ds), max_crops)))
     loader = DataLoader(subset, batch_size=dm.hp.eval_batch_size or dm.hp.batch_size, collate_fn=collate_tiles)
     all_names = [*task.output_bands, *task.input_bands]
+    resolution = math.nan
     for batch in loader:
         cond_in = select_channels(batch, task.input_bands) if task.input_bands else None
         targets = task.raw_batch_targets(batch)
         resolutions = [_resolution(batch, i) for i in range(batch["image"].shape[0])]
+        resolution = resolutions[0]
         out = task.generate(
             targets,
             cond_in,
@@ -189,35 +194,47 @@ def _generated(
             mask=batch["mask"],
             resolution_m=resolutions,
         )
-        real = select_channels(batch, task.output_bands)
-        w = channel_weights(batch, task.output_bands)
+        out = out * channel_weights(batch, task.output_bands)[:, None]
+        if cond_in is not None:  # the real input bands beside every candidate
+            out = torch.cat([out, cond_in[:, None].expand(-1, candidates, -1, -1, -1)], dim=2)
+        real = select_channels(batch, all_names)
         for i in range(out.shape[0]):
             if len(requested) >= max_crops:
                 break
             mask = batch["mask"][i, 0].numpy()
-            extra = cond_in[i].numpy() if cond_in is not None else None
-
-            def with_inputs(values: np.ndarray, extra: np.ndarray | None = extra) -> np.ndarray:
-                return values if extra is None else np.concatenate([values, extra])
-
             requested.append(targets[i].numpy() if targets is not None else np.zeros(0))
-            for k in range(candidates):
-                items.append((_band_dict(with_inputs((out[i, k] * w[i]).numpy()), all_names, mask), resolutions[i]))
-            real_items.append((_band_dict(with_inputs(real[i].numpy()), all_names, mask), resolutions[i]))
+            real_items.append((_band_dict(real[i].numpy(), all_names, mask), resolutions[i]))
             gen.append(out[i].numpy())
-            reals.append(real[i].numpy())
+            reals.append(real[i, : len(task.output_bands)].numpy())
+            masks.append(mask.astype(bool))
         if len(requested) >= max_crops:
             break
-    return np.array(requested), items, real_items, np.stack(gen), np.stack(reals)
+    generated = Generated(
+        np.stack(gen), all_names, np.stack(masks), np.array(requested), list(task.conditions), resolution
+    )
+    return generated, real_items, np.stack(reals)
+
+
+def _delivered_items(generated: Generated) -> list[tuple[dict[str, np.ndarray], float]]:
+    """Every candidate as the band dict a user receives (coverage bands thresholded at 0.5)."""
+    n, k = generated.layouts.shape[:2]
+    return [
+        (delivered(_band_dict(generated.layouts[i, j], generated.bands, generated.masks[i])), generated.resolution_m)
+        for i in range(n)
+        for j in range(k)
+    ]
 
 
 @torch.no_grad()
 def evaluate_pix2pix(
     task: Pix2PixTask, dm: CityTileDataModule, max_crops: int, candidates: int, workers: int, seed: int = 0
-) -> Pix2PixEvaluation:
+) -> tuple[Pix2PixEvaluation, Generated]:
+    """Conditioning, diversity and distribution figures of the layouts drawn for test crops' targets, measured on
+    the delivered layouts (coverage bands thresholded at 0.5), and what was generated."""
     names = task.conditions
-    req, items, real_items, g, rr = _generated(task, dm, max_crops, candidates, seed)
-    achieved, real_m = _measure(items, workers), _measure(real_items, workers)
+    generated, real_items, rr = _generated(task, dm, max_crops, candidates, seed)
+    req, g = generated.requested, generated.layouts[:, :, : len(task.output_bands)]
+    achieved, real_m = _measure(_delivered_items(generated), workers), _measure(real_items, workers)
     n = len(req)
     result = Pix2PixEvaluation(
         checkpoint="",
@@ -234,8 +251,10 @@ def evaluate_pix2pix(
     # the candidate `citygen generate` ranks first, by the same rule
     best = [rank_candidates(crop, dict(zip(names, req[i].tolist(), strict=True)))[0] for i, crop in enumerate(per_crop)]
     for j, name in enumerate(names):
-        result.conditioning[name] = conditioning(name, req[:, j], ach_all[:, :, j])
-        result.best_candidate[name] = conditioning(name, req[:, j], ach_all[np.arange(n), best, j][:, None])
+        result.conditioning[name] = Conditioning(**conditioning_figures(name, req[:, j], ach_all[:, :, j]))
+        result.best_candidate[name] = Conditioning(
+            **conditioning_figures(name, req[:, j], ach_all[np.arange(n), best, j][:, None])
+        )
     pair_l1 = [np.abs(g[:, a] - g[:, b]).mean() for a in range(candidates) for b in range(a + 1, candidates)]
     result.diversity_l1 = float(np.mean(pair_l1)) if pair_l1 else math.nan
     perm = np.random.default_rng(seed).permutation(n)
@@ -262,23 +281,7 @@ def evaluate_pix2pix(
         real_v, gen_v = real_v[np.isfinite(real_v)], gen_v[np.isfinite(gen_v)]
         if len(real_v) > 1 and len(gen_v) > 1 and real_v.std() > 0:
             result.w1[key] = float(wasserstein_distance(real_v, gen_v) / real_v.std())
-    return result
-
-
-def conditioning(name: str, requested: np.ndarray, achieved: np.ndarray) -> Conditioning:
-    """Figures of requested ``[n]`` vs achieved ``[n, candidates]`` values of one target. MAPE is the mean absolute
-    :func:`~citygen.metrics.targets.relative_error` over requests at or above the target's floor (5 % of its
-    scale; a percentage of a near-zero request says little)."""
-    r, ach = requested, achieved
-    ok = np.isfinite(r) & np.isfinite(ach).all(axis=1)
-    sel = ok & (np.abs(r) >= get_target(name).floor())
-    mean_ach = ach[ok].mean(axis=1)
-    good = ok.sum() >= 3 and np.ptp(r[ok]) > 0 and np.ptp(mean_ach) > 0
-    return Conditioning(
-        mape=float(np.abs(relative_errors(name, ach[sel], r[sel, None])).mean()) if sel.any() else math.nan,
-        mae=float(np.abs(ach[ok] - r[ok, None]).mean()) if ok.any() else math.nan,
-        spearman=float(spearmanr(r[ok], mean_ach).statistic) if good else math.nan,
-    )
+    return result, generated
 
 
 def evaluate(
@@ -291,12 +294,14 @@ def evaluate(
     street_search: bool | None = None,
     batch_size: int = 16,
     workers: int = 0,
+    realism: bool = True,
 ) -> Evaluation:
     """Figures of a trained task on the test split (of ``data``, default: the dataset it was trained on).
 
     pix2pix: ``street_search`` overrides the model's switch; with the search on, the street-graph targets are also
     measured for the generator alone (``generator_alone``), so what the network learned shows beside what the
-    search adds.
+    search adds. ``realism``: also score the layouts against the real test tiles beside the held-out real and the
+    retrieval baselines (:mod:`citygen.workflows.realism_eval`; models that draw streets, buildings and green).
     """
     dm = test_data(trained.data, data, batch_size, crop_size)
     task = trained.task
@@ -305,13 +310,26 @@ def evaluate(
     else:
         if street_search is not None:
             task.street_search = street_search
-        result = evaluate_pix2pix(task, dm, max_crops or 64, candidates, workers)
+        result, generated = evaluate_pix2pix(task, dm, max_crops or 64, candidates, workers)
+        alone_layouts = None
         if task.street_search:  # what the generator draws alone, beside it
             task.street_search = False
             try:
-                alone = evaluate_pix2pix(task, dm, max_crops or 64, candidates, workers)
+                alone, alone_layouts = evaluate_pix2pix(task, dm, max_crops or 64, candidates, workers)
             finally:
                 task.street_search = True
             result.generator_alone = {k: alone.conditioning[k] for k in street_graph_targets(task.conditions)}
+        if realism and len(realism_bands(generated.bands)) == len(LAYOUT_BANDS):
+            try:
+                result.realism, result.retrieval = realism_block(
+                    str(dm.root),
+                    generated,
+                    alone=alone_layouts,
+                    cities=dm.hp.cities,
+                    min_valid_fraction=dm.hp.min_valid_fraction,
+                    workers=workers,
+                )
+            except (ConfigError, SourceError) as exc:  # too few real tiles to say what real looks like
+                log.warning("realism not measured: %s", exc.problem)
     result.checkpoint = str(trained.path)
     return result

@@ -26,9 +26,10 @@ from pyproj import CRS
 
 from citygen.core import OSM_ATTRIBUTION
 from citygen.core.bands import BAND_NAMES
-from citygen.core.errors import ConfigError
+from citygen.core.errors import ConfigError, SourceError
 from citygen.data.geotiff import RasterData, atomic_path, read_raster, write_raster
 from citygen.data.sources import utm_crs_for
+from citygen.metrics.morphology import delivered
 from citygen.metrics.targets import mean_relative_error, measure_targets, rank_candidates, relative_error
 from citygen.workflows.checkpoints import load_task
 from citygen.workflows.results import GenerateReport, write_json
@@ -152,11 +153,15 @@ def generate(
     streets: str | Path | None = None,
     strict: bool = False,
     street_search: bool | None = None,
+    realism: bool = True,
 ) -> GenerateReport:
     """Write n candidates, their vector exports, a contact sheet, a pattern card and report.json.
 
     ``street_search`` overrides the model's own setting (None keeps it); turning it off is about 5-10x
     faster on the CPU but leaves intersection density to the generator alone (benchmarks/RESULTS.md).
+    Achieved targets are measured on the delivered layout (coverage bands thresholded at 0.5, as the GeoJSON
+    draws them). ``realism``: also score the candidates against the real test tiles of the training dataset,
+    beside the held-out real baseline (about a minute the first time in a process).
     """
     from citygen.metrics.card import draw_card
     from citygen.metrics.suite import measure
@@ -218,7 +223,7 @@ def generate(
         vectors = vector_layers(bands, transform, crs, resolution)
         with atomic_path(out / f"candidate_{k}.geojson") as tmp:
             vectors.to_file(tmp, driver="GeoJSON")
-        achieved = measure_targets(bands, resolution)
+        achieved = measure_targets(delivered(bands), resolution)  # what the user receives: bands at 0.5
         result = measure(read_raster(path), sheds=False)[0]
         candidates.append(
             Candidate(
@@ -270,8 +275,27 @@ def generate(
         else 0.0,
         "contact_sheet": sheet.name,
         "pattern_card": card.name,
+        "realism": {},
         "attribution": OSM_ATTRIBUTION,
     }
+    if realism and root is not None:
+        from citygen.workflows.realism_eval import candidates_realism
+
+        shown_layouts = (
+            layouts if inputs is None else np.concatenate([layouts, np.repeat(inputs.numpy(), n, axis=0)], 1)
+        )
+        try:
+            report["realism"] = candidates_realism(
+                root,
+                shown_layouts,
+                [*task.output_bands, *task.input_bands],
+                resolution,
+                targets,
+                cities=trained.data.get("cities") or None,
+                min_valid_fraction=float(trained.data.get("min_valid_fraction", 0.9)),
+            )
+        except (ConfigError, SourceError) as exc:  # too few real tiles to say what real looks like
+            log.warning("realism not measured: %s", exc.problem)
     write_json(out / "report.json", report)
     # the folder holds what its report lists: candidates of an earlier, larger --n go
     listed = {c["file"] for c in report["candidates"]} | {c["vectors"] for c in report["candidates"]}

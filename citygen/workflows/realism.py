@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 LAYOUT_BANDS = ("streets", "buildings", "green")  # the coverage bands realism looks at
 COPY_IOU = 0.8  # a candidate whose streets overlap a training crop's this much is a copy of it
 SIMILAR = 8  # real tiles of similar targets a request's candidates are compared with
+MIN_REFERENCE = 8  # fewer real test crops cannot say what a real distribution looks like
 
 
 @dataclass
@@ -49,6 +51,7 @@ class TileSet:
     groups: list[int] | None = None  # candidates drawn for one request share a group
     requests: list[dict[str, float]] = field(default_factory=list)  # per group: the requested targets
     rows: list[dict[str, float]] = field(default_factory=list)  # morphology per tile, filled by :func:`measure`
+    targets: np.ndarray | None = None  # [n, K] measured targets of real tiles (the dataset's cache)
 
     def band(self, name: str) -> np.ndarray:
         return self.layouts[:, self.bands.index(name)]
@@ -57,27 +60,50 @@ class TileSet:
         return (self.band("streets") >= DELIVERED_THRESHOLD) & self.valid
 
 
-def measure(tiles: TileSet) -> TileSet:
-    """Fill ``tiles.rows`` with the morphology statistics of every tile."""
-    tiles.rows = [
-        morphology(
-            {**{b: tiles.layouts[i, k] for k, b in enumerate(tiles.bands)}, "valid": tiles.valid[i].astype(np.float32)},
-            resolution_m=tiles.resolution_m,
-        )
-        for i in range(len(tiles.layouts))
-    ]
+def _bands(tiles: TileSet, i: int) -> dict[str, np.ndarray]:
+    return {**{b: tiles.layouts[i, k] for k, b in enumerate(tiles.bands)}, "valid": tiles.valid[i].astype(np.float32)}
+
+
+def measure(tiles: TileSet, *, workers: int = 0) -> TileSet:
+    """Fill ``tiles.rows`` with the morphology statistics of every tile (``workers`` > 1: in that many processes)."""
+    items = [_bands(tiles, i) for i in range(len(tiles.layouts))]
+    resolutions = [tiles.resolution_m] * len(items)
+    if workers > 1 and len(items) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            tiles.rows = list(pool.map(_morphology, items, resolutions, chunksize=8))
+    else:
+        tiles.rows = [_morphology(b, r) for b, r in zip(items, resolutions, strict=True)]
     return tiles
 
 
+def _morphology(bands: dict[str, np.ndarray], resolution_m: float) -> dict[str, float]:
+    return morphology(bands, resolution_m=resolution_m)
+
+
 def dataset_tiles(
-    root: Path, split: str, *, size: int, bands: Sequence[str] = LAYOUT_BANDS, cities: Sequence[str] | None = None,
+    root: Path,
+    split: str,
+    *,
+    size: int,
+    bands: Sequence[str] = LAYOUT_BANDS,
+    cities: Sequence[str] | None = None,
     min_valid_fraction: float = 0.9,
-) -> TileSet:  # fmt: skip
-    """Grid crops of ``size`` px of one split, from tiles whose sources provide every band."""
+    target_names: Sequence[str] = (),
+) -> TileSet:
+    """Grid crops of ``size`` px of one split, from tiles whose sources provide every band, with their
+    ``target_names`` targets from the dataset's cache (measured first if needed)."""
     from citygen.learn.datamodule import CityTileDataModule
 
-    dm = CityTileDataModule(root=str(root), bands=list(bands), crop_size=size, require_bands=list(bands),
-                            cities=list(cities) if cities else None, min_valid_fraction=min_valid_fraction)  # fmt: skip
+    dm = CityTileDataModule(
+        root=str(root),
+        bands=list(bands),
+        crop_size=size,
+        require_bands=list(bands),
+        cities=list(cities) if cities else None,
+        min_valid_fraction=min_valid_fraction,
+    )
     frame = dm.tiles(split)
     if frame.empty:
         raise SourceError(
@@ -87,10 +113,19 @@ def dataset_tiles(
     ds = CityTileDataset(root, tiles=frame, bands=list(bands), crop_size=size)
     samples = [ds[i] for i in range(len(ds))]
     resolution = float((frame["maxx"] - frame["minx"]).iloc[0] / frame["width"].iloc[0])
+    targets = None
+    if target_names:
+        from citygen.learn.conditioning import cell_targets
+
+        targets = cell_targets(Path(root), frame, ds.cells, size, list(target_names))
     return TileSet(
-        name=f"{split} split", layouts=np.stack([s["image"].numpy() for s in samples]),
-        valid=np.stack([s["mask"][0].numpy() for s in samples]), bands=tuple(bands), resolution_m=resolution,
-    )  # fmt: skip
+        name=f"{split} split",
+        layouts=np.stack([s["image"].numpy() for s in samples]),
+        valid=np.stack([s["mask"][0].numpy() for s in samples]),
+        bands=tuple(bands),
+        resolution_m=resolution,
+        targets=targets,
+    )
 
 
 def folder_tiles(folder: Path, *, bands: Sequence[str] = LAYOUT_BANDS) -> TileSet:
@@ -114,9 +149,15 @@ def folder_tiles(folder: Path, *, bands: Sequence[str] = LAYOUT_BANDS) -> TileSe
     requests = [json.loads(report.read_text())["targets"]] if report.is_file() else []
     layouts = np.stack([np.stack([r.bands[b] for b in bands]) for r in rasters]).astype(np.float32)
     valid = np.stack([r.bands["valid"] > 0.5 if "valid" in r.bands else np.ones(shapes.pop(), bool) for r in rasters])
-    return TileSet(name=str(folder), layouts=np.nan_to_num(layouts), valid=valid, bands=tuple(bands),
-                   resolution_m=float(resolutions.pop()), groups=[0] * len(rasters) if requests else None,
-                   requests=requests)  # fmt: skip
+    return TileSet(
+        name=str(folder),
+        layouts=np.nan_to_num(layouts),
+        valid=valid,
+        bands=tuple(bands),
+        resolution_m=float(resolutions.pop()),
+        groups=[0] * len(rasters) if requests else None,
+        requests=requests,
+    )
 
 
 def merge(name: str, sets: Sequence[TileSet]) -> TileSet:
@@ -133,8 +174,16 @@ def merge(name: str, sets: Sequence[TileSet]) -> TileSet:
     for s in sets[1:]:
         if s.layouts.shape[1:] != first.layouts.shape[1:] or abs(s.resolution_m - first.resolution_m) > 1e-6:
             raise ConfigError(f"{s.name} and {first.name} hold tiles of other sizes or pixel sizes")
-    return TileSet(name, np.concatenate([s.layouts for s in sets]), np.concatenate([s.valid for s in sets]),
-                   first.bands, first.resolution_m, groups, requests, [r for s in sets for r in s.rows])  # fmt: skip
+    return TileSet(
+        name,
+        np.concatenate([s.layouts for s in sets]),
+        np.concatenate([s.valid for s in sets]),
+        first.bands,
+        first.resolution_m,
+        groups,
+        requests,
+        [r for s in sets for r in s.rows],
+    )
 
 
 def _requests_matrix(requests: Sequence[Mapping[str, float]], names: Sequence[str]) -> np.ndarray:
@@ -170,26 +219,59 @@ class Reference:
     train_masks: np.ndarray  # street masks of the training crops (memorisation)
     targets: np.ndarray  # [n, len(target_names)] measured targets of the reference tiles
     target_names: list[str]
+    train: TileSet | None = None  # the training crops (with their targets: the retrieval baseline draws from them)
 
 
-def reference_for(root: Path, *, size: int, cities: Sequence[str] | None, target_names: Sequence[str]) -> Reference:
-    from citygen.metrics.targets import measure_targets
+def reference_for(
+    root: Path,
+    *,
+    size: int,
+    cities: Sequence[str] | None,
+    target_names: Sequence[str],
+    bands: Sequence[str] = LAYOUT_BANDS,
+    min_valid_fraction: float = 0.9,
+    workers: int = 0,
+) -> Reference:
+    """The test split (measured) and the training crops' street masks and targets of ``root``."""
+    kwargs: dict[str, Any] = {
+        "size": size,
+        "cities": cities,
+        "bands": bands,
+        "min_valid_fraction": min_valid_fraction,
+        "target_names": target_names,
+    }
+    test = measure(dataset_tiles(root, "test", **kwargs), workers=workers)
+    train = dataset_tiles(root, "train", **kwargs)
+    targets = test.targets if test.targets is not None else np.zeros((len(test.layouts), 0))
+    return Reference(test, statistic_matrix(test.rows), train.street_masks(), targets, list(target_names), train)
 
-    test = measure(dataset_tiles(root, "test", size=size, cities=cities))
-    train = dataset_tiles(root, "train", size=size, cities=cities)
-    targets = np.array([
-        [measure_targets({**{b: test.layouts[i, k] for k, b in enumerate(test.bands)},
-                          "valid": test.valid[i].astype(np.float32)}, test.resolution_m).get(n, math.nan)
-         for n in target_names]
-        for i in range(len(test.layouts))
-    ]).reshape(len(test.layouts), len(target_names))  # fmt: skip
-    return Reference(test, statistic_matrix(test.rows), train.street_masks(), targets, list(target_names))
+
+@lru_cache(maxsize=2)
+def cached_reference(
+    root: str,
+    size: int,
+    cities: tuple[str, ...] | None,
+    target_names: tuple[str, ...],
+    bands: tuple[str, ...],
+    min_valid_fraction: float,
+    workers: int,
+) -> Reference:
+    """:func:`reference_for`, kept for the next call in this process (the demo generates three times)."""
+    return reference_for(
+        Path(root),
+        size=size,
+        cities=cities,
+        target_names=target_names,
+        bands=bands,
+        min_valid_fraction=min_valid_fraction,
+        workers=workers,
+    )
 
 
-def score(tiles: TileSet, reference: Reference) -> RealismScore:
+def score(tiles: TileSet, reference: Reference, *, workers: int = 0) -> RealismScore:
     """Every realism measure of ``tiles`` (measured first if needed) against ``reference``."""
     if not tiles.rows:
-        measure(tiles)
+        measure(tiles, workers=workers)
     if tiles.layouts.shape[-2:] != reference.tiles.layouts.shape[-2:] or (
         abs(tiles.resolution_m - reference.tiles.resolution_m) > 1e-6
     ):
@@ -200,6 +282,11 @@ def score(tiles: TileSet, reference: Reference) -> RealismScore:
         )
     if len(tiles.rows) < 4:
         raise ConfigError(f"{tiles.name}: {len(tiles.rows)} tiles are too few to compare distributions (4 or more)")
+    if len(reference.tiles.rows) < MIN_REFERENCE:
+        raise ConfigError(
+            f"the reference holds {len(reference.tiles.rows)} test crops; realism needs {MIN_REFERENCE} or more",
+            "compare with a dataset of more cities, or with smaller crops",
+        )
     matrix = statistic_matrix(tiles.rows)
     frechet = R.frechet_ratio(reference.matrix, matrix)
     close = R.prdc(reference.matrix, matrix)
@@ -207,14 +294,18 @@ def score(tiles: TileSet, reference: Reference) -> RealismScore:
     real_board = np.array([r["checkerboard"] for r in reference.tiles.rows])
     best = R.best_iou(tiles.street_masks(), reference.train_masks)
     return RealismScore(
-        tiles=len(tiles.rows), frechet_distance=frechet["distance"], frechet_ratio=frechet["ratio"],
-        c2st_accuracy=R.c2st_accuracy(reference.matrix, matrix), **close,
+        tiles=len(tiles.rows),
+        frechet_distance=frechet["distance"],
+        frechet_ratio=frechet["ratio"],
+        c2st_accuracy=R.c2st_accuracy(reference.matrix, matrix),
+        **close,
         wasserstein=R.wasserstein_per_statistic(reference.matrix, matrix, list(DISTRIBUTION_STATISTICS)),
         checkerboard_median=float(np.median(board)),
         checkerboard_above_reference=float((board > np.percentile(real_board, 99)).mean()),
-        copies=float((best > COPY_IOU).mean()), best_train_iou_median=float(np.median(best)),
+        copies=float((best > COPY_IOU).mean()),
+        best_train_iou_median=float(np.median(best)),
         diversity_ratio=diversity_ratio(tiles, reference.tiles, reference.targets, reference.target_names),
-    )  # fmt: skip
+    )
 
 
 def realism_report(
@@ -233,14 +324,18 @@ def realism_report(
         )
     baseline = dataset_tiles(root, "val", size=size, cities=cities)
     report = RealismReport(
-        data=str(root), tile_px=size, resolution_m=candidates.resolution_m, statistics=list(DISTRIBUTION_STATISTICS),
+        data=str(root),
+        tile_px=size,
+        resolution_m=candidates.resolution_m,
+        statistics=list(DISTRIBUTION_STATISTICS),
         reference=f"test split: {len(reference.tiles.layouts)} crops with {list(LAYOUT_BANDS)}",
-    )  # fmt: skip
+    )
     report.sets["held-out real (val split)"] = score(baseline, reference)
     report.sets["candidates"] = score(candidates, reference)
     if out is not None:
-        report.figure = realism_figure(reference.tiles, {"held-out real": baseline, "candidates": candidates},
-                                       Path(out) / "realism.png").name  # fmt: skip
+        report.figure = realism_figure(
+            reference.tiles, {"held-out real": baseline, "candidates": candidates}, Path(out) / "realism.png"
+        ).name
     return report
 
 

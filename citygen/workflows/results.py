@@ -37,6 +37,26 @@ class Conditioning:
 
 
 @dataclass
+class RealismScore:
+    """One set of layouts against the real reference tiles (:mod:`citygen.workflows.realism`)."""
+
+    tiles: int
+    frechet_distance: float  # of the standardised morphology statistics, to the reference
+    frechet_ratio: float  # that distance over the one between two halves of the reference
+    c2st_accuracy: float  # cross-validated accuracy telling the set from the reference (0.5: cannot)
+    precision: float  # Naeem et al. 2020, k = 5, in statistic space
+    recall: float
+    density: float
+    coverage: float
+    wasserstein: dict[str, float] = field(default_factory=dict)  # per statistic / reference std, worst first
+    checkerboard_median: float = math.nan  # ~1 for real layouts
+    checkerboard_above_reference: float = math.nan  # share above the reference's 99th percentile
+    copies: float = math.nan  # share of tiles whose streets overlap a training crop's at IoU > 0.8
+    best_train_iou_median: float = math.nan
+    diversity_ratio: float = math.nan  # candidates' street 1-IoU for one request / real tiles of similar targets
+
+
+@dataclass
 class AutoencoderEvaluation:
     checkpoint: str
     data: str
@@ -69,30 +89,15 @@ class Pix2PixEvaluation:
     overlap: dict[str, float] = field(default_factory=dict)  # area share two coverage bands cover at once
     real_overlap: dict[str, float] = field(default_factory=dict)
     w1: dict[str, float] = field(default_factory=dict)  # Wasserstein-1 / real std, generated vs real, per metric
+    # realism against the real test tiles: held-out real and retrieval baselines, the generator alone, and the
+    # street-searched layouts labelled as post-processed (citygen.workflows.realism_eval)
+    realism: dict[str, RealismScore] = field(default_factory=dict)
+    # the retrieval baseline's conditioning: the training crop nearest each request, delivered
+    retrieval: dict[str, Conditioning] = field(default_factory=dict)
     task: str = "Pix2PixTask"
 
 
 Evaluation = AutoencoderEvaluation | Pix2PixEvaluation
-
-
-@dataclass
-class RealismScore:
-    """One set of layouts against the real reference tiles (:mod:`citygen.workflows.realism`)."""
-
-    tiles: int
-    frechet_distance: float  # of the standardised morphology statistics, to the reference
-    frechet_ratio: float  # that distance over the one between two halves of the reference
-    c2st_accuracy: float  # cross-validated accuracy telling the set from the reference (0.5: cannot)
-    precision: float  # Naeem et al. 2020, k = 5, in statistic space
-    recall: float
-    density: float
-    coverage: float
-    wasserstein: dict[str, float] = field(default_factory=dict)  # per statistic / reference std, worst first
-    checkerboard_median: float = math.nan  # ~1 for real layouts
-    checkerboard_above_reference: float = math.nan  # share above the reference's 99th percentile
-    copies: float = math.nan  # share of tiles whose streets overlap a training crop's at IoU > 0.8
-    best_train_iou_median: float = math.nan
-    diversity_ratio: float = math.nan  # candidates' street 1-IoU for one request / real tiles of similar targets
 
 
 @dataclass
@@ -135,6 +140,7 @@ class GenerateReport(TypedDict):
     diversity: float
     contact_sheet: str
     pattern_card: str
+    realism: dict[str, RealismScore]  # the candidates and the held-out real baseline against the real test tiles
     attribution: str
 
 
