@@ -27,11 +27,16 @@ def fake_samples(n: int, bands: list[str], size: int, targets: list[str] | None 
         if nan:
             image[0, 0, 0] = float("nan")
         s: dict[str, Any] = {
-            "image": image, "mask": torch.ones(1, size, size, dtype=torch.bool),
-            "present": torch.ones(len(bands), dtype=torch.bool), "bands": tuple(bands), "crs": "EPSG:32633",
+            "image": image,
+            "mask": torch.ones(1, size, size, dtype=torch.bool),
+            "present": torch.ones(len(bands), dtype=torch.bool),
+            "bands": tuple(bands),
+            "crs": "EPSG:32633",
             "bounds": torch.tensor([0.0, 0.0, 2.0 * size, 2.0 * size], dtype=torch.float64),
-            "city": "x", "tile_id": f"x:{i}", "split": "train",
-        }  # fmt: skip
+            "city": "x",
+            "tile_id": f"x:{i}",
+            "split": "train",
+        }
         if targets:
             s["targets"] = torch.rand(len(targets), generator=g) * torch.tensor([1.0, 100.0, 1.0])[: len(targets)]
             s["target_names"] = tuple(targets)
@@ -44,8 +49,15 @@ def loader(samples: list) -> DataLoader:
 
 
 def quiet_trainer(**kw: Any) -> L.Trainer:
-    kw = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
-          "enable_model_summary": False, "accelerator": "cpu", "devices": 1, **kw}  # fmt: skip
+    kw = {
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "accelerator": "cpu",
+        "devices": 1,
+        **kw,
+    }
     return L.Trainer(**kw)
 
 
@@ -81,11 +93,24 @@ def test_contrastive_term_learns_to_pair_neighbours(built_samples: Path) -> None
     """InfoNCE between two crops of each tile starts near chance (log of the number of pairs), reaches the
     encoder's first layer through the texture statistics, and falls as the model learns to pair the crops."""
     L.seed_everything(0)
-    dm = CityTileDataModule(root=str(built_samples), bands=["streets", "buildings"], crop_size=32, batch_size=16,
-                            cities=["helsinki_center", "houston_montrose"],
-                            neighbour_crops=True, seed=0)  # fmt: skip
-    task = AutoencoderTask(bands=["streets", "buildings"], input_size=32, widths=[16, 32], bottleneck="spatial",
-                           latent_dim=128, lr=3e-3, contrastive_weight=1.0)  # fmt: skip
+    dm = CityTileDataModule(
+        root=str(built_samples),
+        bands=["streets", "buildings"],
+        crop_size=32,
+        batch_size=16,
+        cities=["helsinki_center", "houston_montrose"],
+        neighbour_crops=True,
+        seed=0,
+    )
+    task = AutoencoderTask(
+        bands=["streets", "buildings"],
+        input_size=32,
+        widths=[16, 32],
+        bottleneck="spatial",
+        latent_dim=128,
+        lr=3e-3,
+        contrastive_weight=1.0,
+    )
     quiet_trainer(max_steps=2, limit_val_batches=0).fit(task, datamodule=dm)  # the training path runs
     batch = next(iter(dm.train_dataloader()))
     # crops with no street or building in one view (a park, a bayou) cannot be paired by any model: keep the rest
@@ -131,8 +156,14 @@ def test_pix2pix_trains_and_candidates_differ() -> None:
 
 
 def test_pix2pix_streets_to_buildings_mode() -> None:
-    task = Pix2PixTask(output_bands=["buildings"], input_bands=["streets"], conditions=["building_coverage"],
-                       input_size=32, ngf=8, ndf=8)  # fmt: skip
+    task = Pix2PixTask(
+        output_bands=["buildings"],
+        input_bands=["streets"],
+        conditions=["building_coverage"],
+        input_size=32,
+        ngf=8,
+        ndf=8,
+    )
     batch = collate_tiles(fake_samples(2, ["streets", "buildings"], 32, ["building_coverage"]))
     assert task.batch_condition(batch).shape == (2, 2, 32, 32)
     with pytest.raises(ConfigError, match="both input and output"):
@@ -169,8 +200,17 @@ def _iou_and_loss(task: AutoencoderTask, data: Any) -> tuple[float, float]:
 def test_autoencoder_overfits_real_tiles(built_samples: Path) -> None:
     """32 fixed 64 px crops of two Helsinki tiles: street IoU and loss must improve a lot."""
     L.seed_everything(0)
-    dm = CityTileDataModule(root=str(built_samples), bands=["streets", "buildings"], crop_size=64, batch_size=8,
-                            cities=["helsinki_center"], max_tiles=2, random_crop=False, hflip=False, vflip=False)  # fmt: skip
+    dm = CityTileDataModule(
+        root=str(built_samples),
+        bands=["streets", "buildings"],
+        crop_size=64,
+        batch_size=8,
+        cities=["helsinki_center"],
+        max_tiles=2,
+        random_crop=False,
+        hflip=False,
+        vflip=False,
+    )
     dm.setup("fit")
     data = dm.datasets["train"]
     task = AutoencoderTask(bands=["streets", "buildings"], input_size=64, widths=[16, 32, 64], latent_dim=64, lr=3e-3)
@@ -199,23 +239,31 @@ def test_checkpoint_with_other_channels_is_refused(tmp_path: Path) -> None:
 
 def test_share_constraint_meets_coverage_targets_exactly() -> None:
     torch.manual_seed(0)
-    task = Pix2PixTask(output_bands=["streets", "buildings", "green"], conditions=TARGETS, input_size=32, ngf=8,
-                       ndf=8, share_constraint=True).eval()  # fmt: skip
+    task = Pix2PixTask(
+        output_bands=["streets", "buildings", "green"],
+        conditions=TARGETS,
+        input_size=32,
+        ngf=8,
+        ndf=8,
+        share_constraint=True,
+    ).eval()
     targets = torch.tensor([[0.05, 80.0, 0.4], [0.6, 20.0, 0.0]])
     out = task.generate(targets, num_candidates=2, seed=1)
     coverage, green = out[:, :, 1].mean(dim=(2, 3)), out[:, :, 2].mean(dim=(2, 3))
     assert torch.allclose(coverage, targets[:, :1].expand(-1, 2), atol=1e-3)
     assert torch.allclose(green, targets[:, 2:].expand(-1, 2), atol=1e-3)
     assert out[1, :, 2].max() == 0, "a green share of 0 gives no green at all"
-    free = Pix2PixTask(output_bands=["streets", "buildings", "green"], conditions=TARGETS, input_size=32, ngf=8,
-                       ndf=8).eval()  # fmt: skip
+    free = Pix2PixTask(
+        output_bands=["streets", "buildings", "green"], conditions=TARGETS, input_size=32, ngf=8, ndf=8
+    ).eval()
     assert not torch.allclose(free.generate(targets, seed=1)[:, 0, 1].mean(dim=(1, 2)), targets[:, 0], atol=1e-2)
 
 
 def test_target_consistency_trains_the_metric_regressor() -> None:
     torch.manual_seed(0)
-    task = Pix2PixTask(output_bands=["streets", "buildings"], conditions=TARGETS, input_size=32, ngf=8, ndf=8,
-                       target_weight=10.0)  # fmt: skip
+    task = Pix2PixTask(
+        output_bands=["streets", "buildings"], conditions=TARGETS, input_size=32, ngf=8, ndf=8, target_weight=10.0
+    )
     assert task.regressor is not None and task.consistency.regressed == [1, 2], "green is not an output: regressed"
     samples = fake_samples(4, ["streets", "buildings"], 32, TARGETS)
     trainer = quiet_trainer(max_epochs=1, limit_val_batches=1)
@@ -255,8 +303,14 @@ def test_overlap_term_counts_only_overlap_beyond_the_real_layout() -> None:
 def test_exclusive_bands_meet_shares_without_overlap() -> None:
     """With exclusive bands a pixel is street, building, green or open: the requested shares are met and the
     coverage bands never sum to more than 1."""
-    task = Pix2PixTask(output_bands=["streets", "buildings", "green"], input_size=32, ngf=8, ndf=8,
-                       share_constraint=True, exclusive_bands=True)  # fmt: skip
+    task = Pix2PixTask(
+        output_bands=["streets", "buildings", "green"],
+        input_size=32,
+        ngf=8,
+        ndf=8,
+        share_constraint=True,
+        exclusive_bands=True,
+    )
     torch.manual_seed(0)
     raw = 2 * torch.randn(3, 3, 32, 32)
     targets = torch.tensor([[0.25, 80.0, 0.1], [0.4, 50.0, 0.0], [0.05, 20.0, 0.3]])
@@ -272,8 +326,15 @@ def test_pix2pix_predict_makes_layouts_as_generate_does() -> None:
     """`citygen predict` gives what `generate` gives: shares met over each crop's valid area, and the
     street search (which needs the pixel size, taken from the crop bounds) runs when it is on."""
     torch.manual_seed(0)
-    task = Pix2PixTask(output_bands=["streets", "buildings"], conditions=TARGETS, input_size=32, ngf=8, ndf=8,
-                       share_constraint=True, street_search=True).eval()  # fmt: skip
+    task = Pix2PixTask(
+        output_bands=["streets", "buildings"],
+        conditions=TARGETS,
+        input_size=32,
+        ngf=8,
+        ndf=8,
+        share_constraint=True,
+        street_search=True,
+    ).eval()
     samples = fake_samples(2, ["streets", "buildings"], 32, TARGETS)
     samples[1]["mask"][:, :, 20:] = False  # a crop cut by the edge of its extract
     batch = collate_tiles(samples)
@@ -283,3 +344,37 @@ def test_pix2pix_predict_makes_layouts_as_generate_does() -> None:
         valid = batch["mask"][i, 0]
         coverage = out["generated"][i, 1][valid].mean()
         assert torch.isclose(coverage, batch["targets"][i, 0].float(), atol=1e-3)
+
+
+def test_gan_practice_options_train_and_draw_without_transposed_convolutions() -> None:
+    """Issue 20: resize-convolution upsampling, a spectrally normalised discriminator, hinge loss, DiffAugment."""
+    from citygen.learn.losses import GANLoss, diff_augment
+
+    torch.manual_seed(0)
+    task = Pix2PixTask(
+        output_bands=["streets", "buildings"],
+        conditions=TARGETS[:2],
+        input_size=32,
+        ngf=8,
+        ndf=8,
+        upsample="resize",
+        spectral_norm=True,
+        gan_mode="hinge",
+        diffaugment=True,
+        lambda_l1=0.0,
+    )
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in task.generator.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in task.discriminator.modules())
+    assert any(hasattr(m, "parametrizations") for m in task.discriminator.modules())
+    samples = fake_samples(4, ["streets", "buildings"], 32, TARGETS[:2])
+    trainer = quiet_trainer(max_epochs=1, limit_val_batches=1)
+    before = [p.detach().clone() for p in task.generator.parameters()]
+    trainer.fit(task, train_dataloaders=loader(samples), val_dataloaders=loader(samples))
+    assert any(not torch.equal(a, b) for a, b in zip(before, task.generator.parameters(), strict=True))
+    hinge = GANLoss("hinge")
+    logits = torch.tensor([2.0, -0.5])
+    assert hinge(logits, True) == pytest.approx(0.75) and hinge(logits, False) == pytest.approx(1.75)
+    assert hinge.generator(logits) == pytest.approx(-0.75)
+    x = torch.rand(2, 3, 16, 16)
+    y = diff_augment(x, generator=torch.Generator().manual_seed(1))
+    assert y.shape == x.shape and ((y[:, 0] == 0) == (y[:, 1] == 0)).all(), "one cutout and shift for every channel"

@@ -60,13 +60,14 @@ class TileSet:
         return (self.band("streets") >= DELIVERED_THRESHOLD) & self.valid
 
 
-def _bands(tiles: TileSet, i: int) -> dict[str, np.ndarray]:
+def tile_bands(tiles: TileSet, i: int) -> dict[str, np.ndarray]:
+    """Tile ``i`` as a band dict with its ``valid`` mask."""
     return {**{b: tiles.layouts[i, k] for k, b in enumerate(tiles.bands)}, "valid": tiles.valid[i].astype(np.float32)}
 
 
 def measure(tiles: TileSet, *, workers: int = 0) -> TileSet:
     """Fill ``tiles.rows`` with the morphology statistics of every tile (``workers`` > 1: in that many processes)."""
-    items = [_bands(tiles, i) for i in range(len(tiles.layouts))]
+    items = [tile_bands(tiles, i) for i in range(len(tiles.layouts))]
     resolutions = [tiles.resolution_m] * len(items)
     if workers > 1 and len(items) > 1:
         from concurrent.futures import ProcessPoolExecutor

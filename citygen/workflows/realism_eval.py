@@ -31,6 +31,7 @@ from citygen.workflows.realism import (
     dataset_tiles,
     measure,
     score,
+    tile_bands,
 )
 from citygen.workflows.results import Conditioning, RealismScore
 
@@ -83,23 +84,8 @@ def retrieval(train: TileSet, generated: Generated) -> tuple[TileSet, np.ndarray
         int(pool[np.argmin(np.linalg.norm((train.targets[pool] - r) / scale, axis=1))]) for r in generated.requested
     ]
     tiles = TileSet("retrieval", train.layouts[picks], train.valid[picks], train.bands, train.resolution_m)
-    achieved = np.array(
-        [
-            [
-                measure_targets(
-                    delivered(
-                        {
-                            **{b: tiles.layouts[i, j] for j, b in enumerate(tiles.bands)},
-                            "valid": tiles.valid[i].astype(np.float32),
-                        }
-                    ),
-                    tiles.resolution_m,
-                ).get(n, math.nan)
-                for n in generated.names
-            ]
-            for i in range(len(picks))
-        ]
-    ).reshape(len(picks), len(generated.names))
+    measured = [measure_targets(delivered(tile_bands(tiles, i)), tiles.resolution_m) for i in range(len(picks))]
+    achieved = np.array([[m.get(n, math.nan) for n in generated.names] for m in measured])
     return tiles, achieved
 
 

@@ -14,20 +14,27 @@ class PatchGANDiscriminator(nn.Module):
     ``torch.cat([condition, output], dim=1)``.
     """
 
-    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: NormType = "batch") -> None:
+    def __init__(
+        self, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: NormType = "batch", spectral_norm: bool = False
+    ) -> None:
+        """``spectral_norm``: every convolution spectrally normalised (Miyato et al. 2018), which keeps the
+        discriminator Lipschitz and the GAN stable on small data; it then takes no batch norm."""
         super().__init__()
+        if spectral_norm:
+            norm = "none"
         bias = uses_bias(norm)
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+        layers: list[nn.Module] = [sn(nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, True)]
         mult = 1
         for n in range(1, n_layers + 1):
             prev, mult = mult, min(2**n, 8)
             stride = 2 if n < n_layers else 1
             layers += [
-                nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias),
+                sn(nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias)),
                 norm_layer(norm, ndf * mult),
                 nn.LeakyReLU(0.2, True),
             ]
-        layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
+        layers.append(sn(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1)))
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -12,17 +12,29 @@ and zero padding at the borders is the only thing that tells one place from anot
 only draw frames and periodic patterns anchored at the edges. ``noise_maps`` channels of coarse Gaussian
 noise (one value per ``noise_cell`` pixels, bilinearly upsampled) are then concatenated to the input, so
 streets and blocks can be placed anywhere and differ between candidates.
+
+``upsample="resize"`` replaces the decoder's transposed convolutions by resizing and a convolution (no
+checkerboard artifacts, Odena et al. 2016).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from citygen.learn.models.norm import NormType, norm_layer, uses_bias
+
+
+def _upsampling(kind: str, cin: int, cout: int, *, bias: bool) -> list[nn.Module]:
+    """Double the resolution: a stride-2 transposed convolution (pix2pix), or nearest-neighbour resizing and a
+    3 x 3 convolution, which cannot imprint the transposed convolution's checkerboard (Odena et al. 2016)."""
+    if kind == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1, bias=bias)]
+    return [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=bias)]
 
 
 class UnetGenerator(nn.Module):
@@ -44,6 +56,7 @@ class UnetGenerator(nn.Module):
         cond_dim: int = 0,
         noise_maps: int = 0,
         noise_cell: int = 8,
+        upsample: Literal["transposed", "resize"] = "transposed",
     ) -> None:
         super().__init__()
         if num_downs < 2:
@@ -71,9 +84,9 @@ class UnetGenerator(nn.Module):
             cin = ch[i] if i == num_downs - 1 else 2 * ch[i]
             layers = [nn.ReLU(inplace=False)]
             if i == 0:
-                layers.append(nn.ConvTranspose2d(cin, out_channels, 4, stride=2, padding=1))
+                layers += _upsampling(upsample, cin, out_channels, bias=True)
             else:
-                layers += [nn.ConvTranspose2d(cin, ch[i - 1], 4, stride=2, padding=1, bias=bias)]
+                layers += _upsampling(upsample, cin, ch[i - 1], bias=bias)
                 layers.append(norm_layer(norm, ch[i - 1]))
                 if dropout > 0 and i >= num_downs - 3:
                     layers.append(nn.Dropout(dropout))

@@ -18,7 +18,7 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from citygen.core.errors import ConfigError
-from citygen.learn.losses import GANLoss, masked_l1
+from citygen.learn.losses import GANLoss, GANMode, masked_l1
 from citygen.learn.models import PatchGANDiscriminator, UnetGenerator, init_weights
 from citygen.learn.models.norm import NormType
 from citygen.learn.tasks.base import (
@@ -41,7 +41,7 @@ from citygen.metrics.targets import get_target
 
 # the settings that fix the networks' shapes: a checkpoint loads only into a task with the same values
 SHAPE_KEYS = ("output_bands", "input_bands", "conditions", "input_size", "num_downs", "ngf", "noise_dim",
-              "inject_targets", "noise_maps")  # fmt: skip
+              "inject_targets", "noise_maps", "upsample")  # fmt: skip
 
 
 class Pix2PixTask(BaseTask):
@@ -59,7 +59,8 @@ class Pix2PixTask(BaseTask):
         inject_targets: also inject the scaled targets at every encoder level, beside the constant maps.
         diversity_weight: weight of the mode-seeking term rewarding outputs that change with the code, up to
             ``diversity_tau`` mean absolute change per unit of code change.
-        gan_mode: ``vanilla`` (BCE with logits, as pix2pix) or ``lsgan``.
+        gan_mode: ``vanilla`` (BCE, as pix2pix), ``lsgan`` or ``hinge``; ``upsample="resize"``, ``spectral_norm``,
+            ``diffaugment``: resize-convolution (no checkerboard), a spectrally normalised D, DiffAugment.
         dice_weight: soft-Dice term on fraction bands: L1 alone favours blank layouts when streets and
             buildings cover a small share of the pixels (0 = plain pix2pix).
         overlap_weight: weight of a term on the area two coverage bands cover together beyond what the real
@@ -96,7 +97,7 @@ class Pix2PixTask(BaseTask):
         inject_targets: bool = True,
         diversity_weight: float = 10.0,
         diversity_tau: float = 0.1,
-        gan_mode: Literal["vanilla", "lsgan"] = "vanilla",
+        gan_mode: GANMode = "vanilla",
         lambda_l1: float = 100.0,
         dice_weight: float = 0.0,
         overlap_weight: float = 0.0,
@@ -112,6 +113,9 @@ class Pix2PixTask(BaseTask):
         beta2: float = 0.999,
         n_epochs_decay: int = 0,
         init_gain: float = 0.02,
+        upsample: Literal["transposed", "resize"] = "transposed",
+        spectral_norm: bool = False,
+        diffaugment: bool = False,
     ) -> None:
         super().__init__()
         output_bands, input_bands = check_bands(output_bands, "output_bands"), check_bands(input_bands, "input_bands")
@@ -138,10 +142,9 @@ class Pix2PixTask(BaseTask):
         self.target_weight = target_weight
         n_in = len(conditions) + len(input_bands)
         self.cond_dim = len(conditions) if inject_targets else 0
-        self.generator = UnetGenerator(
-            n_in, len(output_bands), num_downs, ngf, norm, dropout, noise_dim, self.cond_dim, noise_maps, noise_cell
-        )
-        self.discriminator = PatchGANDiscriminator(n_in + len(output_bands), ndf, n_layers_d, norm)
+        shape = (num_downs, ngf, norm, dropout, noise_dim, self.cond_dim, noise_maps, noise_cell, upsample)
+        self.generator = UnetGenerator(n_in, len(output_bands), *shape)
+        self.discriminator = PatchGANDiscriminator(n_in + len(output_bands), ndf, n_layers_d, norm, spectral_norm)
         init_weights(self.generator, "normal", init_gain)
         init_weights(self.discriminator, "normal", init_gain)
         fraction = [is_fraction(b) for b in output_bands]
@@ -156,9 +159,7 @@ class Pix2PixTask(BaseTask):
         width = regressor_width if target_weight > 0 else None  # no term, no regressor
         self.consistency = TargetConsistency(conditions, output_bands, self.head, regressor_width=width)
         self.regressor = self.consistency.regressor  # a submodule of the task: saved, moved and optimised with D
-        weights = LossWeights(
-            lambda_l1, dice_weight, overlap_weight, target_weight, diversity_weight, diversity_tau, regressor_on_fakes
-        )
+        weights = LossWeights.from_hparams(self.hparams)
         self.objective = Pix2PixObjective(weights, GANLoss(gan_mode), self.discriminator, self.head, self.consistency)
         self.val_metrics = fraction_metrics([output_bands[i] for i in self.head.frac_idx], prefix="val/")
         self.test_metrics = self.val_metrics.clone(prefix="test/")

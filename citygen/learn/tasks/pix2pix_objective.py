@@ -10,14 +10,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from citygen.learn.losses import GANLoss, masked_l1, soft_dice
+from citygen.learn.losses import GANLoss, diff_augment, masked_l1, soft_dice
 from citygen.learn.models import MetricRegressor
 from citygen.learn.tasks.layout_head import LayoutHead
 from citygen.metrics.targets import measure_targets
@@ -94,6 +94,18 @@ class LossWeights:
     diversity: float
     diversity_tau: float
     regressor_on_fakes: bool
+    diffaugment: bool = False  # the discriminator sees translated, cut-out pairs (DiffAugment), real and fake alike
+
+    @classmethod
+    def from_hparams(cls, hp: Mapping[str, Any]) -> LossWeights:
+        """The weights of a :class:`~citygen.learn.tasks.pix2pix.Pix2PixTask`'s hyperparameters (same names)."""
+        names = {
+            "dice": "dice_weight",
+            "overlap": "overlap_weight",
+            "target": "target_weight",
+            "diversity": "diversity_weight",
+        }
+        return cls(**{f.name: hp[names.get(f.name, f.name)] for f in fields(cls) if names.get(f.name, f.name) in hp})
 
 
 class Pix2PixObjective:
@@ -110,12 +122,16 @@ class Pix2PixObjective:
         self.w, self.gan_loss, self.discriminator = weights, gan_loss, discriminator
         self.head, self.consistency = head, consistency
 
+    def _seen(self, pair: Tensor) -> Tensor:
+        """What the discriminator sees of a (condition, layout) pair."""
+        return diff_augment(pair) if self.w.diffaugment else pair
+
     def discriminator_loss(
         self, cond: Tensor, real: Tensor, fake: Tensor, batch: dict[str, Any], wanted: Tensor | None, scales: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """``fake`` is detached by the caller; the regressor trains here, with the discriminator's optimiser."""
-        pred_real = self.discriminator(torch.cat([cond, real], 1))
-        pred_fake = self.discriminator(torch.cat([cond, fake], 1))
+        pred_real = self.discriminator(self._seen(torch.cat([cond, real], 1)))
+        pred_fake = self.discriminator(self._seen(torch.cat([cond, fake], 1)))
         loss_d = 0.5 * (self.gan_loss(pred_real, True) + self.gan_loss(pred_fake, False))
         logs = {"train/loss_d": loss_d}
         if self.consistency.regressor is not None and wanted is not None:
@@ -139,7 +155,7 @@ class Pix2PixObjective:
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """``second()`` draws another layout for the same input and its code (the mode-seeking pair of ``z``)."""
         w = self.w
-        loss_gan = self.gan_loss(self.discriminator(torch.cat([cond, fake], 1)), True)
+        loss_gan = self.gan_loss.generator(self.discriminator(self._seen(torch.cat([cond, fake], 1))))
         loss_l1 = masked_l1(fake, real, weight)
         loss = loss_gan + w.lambda_l1 * loss_l1
         logs = {"train/loss_g_gan": loss_gan, "train/l1": loss_l1}

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from citygen.core.errors import ConfigError
+from citygen.metrics.morphology import delivered
 from citygen.metrics.targets import mean_relative_error, measure_targets, street_graph_targets
 
 SEARCH_SPAN = 6.0  # offsets lie in [-6, 6]: a logit shifted by 6 turns a probability of 0.5 into 0.0025 or 0.9975
@@ -108,7 +109,8 @@ def searched_street_logits(
             trial = raw[i : i + 1].clone()
             trial[:, s] += offset
             out = constrain(trial, i, masks[i : i + 1])[0].detach().float().cpu().numpy()
-            return {**{name: out[c] for c, name in enumerate(output_bands)}, "valid": valid}
+            # measured as delivered (bands at 0.5): the search meets the targets of what the user receives
+            return delivered({**{name: out[c] for c, name in enumerate(output_bands)}, "valid": valid})
 
         offset, _ = search_street_offset(layout_at, wanted, resolution_m=float(resolutions[i]))
         shifted[i, s] += offset
