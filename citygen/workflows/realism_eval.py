@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from citygen.metrics.morphology import delivered
+from citygen.metrics.morphology import delivered, statistic_matrix
 from citygen.metrics.targets import conditioning_figures, get_target, measure_targets
 from citygen.workflows.realism import (
     LAYOUT_BANDS,
@@ -36,6 +36,7 @@ from citygen.workflows.realism import (
 from citygen.workflows.results import Conditioning, RealismScore
 
 CANDIDATES_SCORED = 2  # candidates per request in the realism sets (the statistics cost ~0.2 s per tile)
+SIMILAR_REAL = 32  # real tiles nearest a single request that `generate`'s candidates are compared with
 
 
 @dataclass
@@ -97,10 +98,36 @@ def held_out(
     bands: tuple[str, ...],
     min_valid_fraction: float,
     workers: int,
+    target_names: tuple[str, ...] = (),
 ) -> TileSet:
-    """The validation crops, measured (kept for the next call in this process)."""
-    val = dataset_tiles(Path(root), "val", size=size, cities=cities, bands=bands, min_valid_fraction=min_valid_fraction)
+    """The validation crops, measured, with their targets (kept for the next call in this process)."""
+    val = dataset_tiles(
+        Path(root),
+        "val",
+        size=size,
+        cities=cities,
+        bands=bands,
+        min_valid_fraction=min_valid_fraction,
+        target_names=target_names,
+    )
     return measure(val, workers=workers)
+
+
+def nearest(tiles: TileSet, request: dict[str, float], k: int) -> np.ndarray:
+    """Indices of the ``k`` tiles whose targets are nearest ``request`` (in units of each target's scale)."""
+    assert tiles.targets is not None
+    wanted = np.array([request[n] / get_target(n).scale for n in request])
+    scaled = tiles.targets / np.array([get_target(n).scale for n in request])
+    distance = np.where(np.isfinite(scaled).all(axis=1), np.linalg.norm(scaled - wanted, axis=1), np.inf)
+    return np.argsort(distance, kind="stable")[: min(k, int(np.isfinite(distance).sum()))]
+
+
+def subset(tiles: TileSet, index: np.ndarray, name: str) -> TileSet:
+    targets = tiles.targets[index] if tiles.targets is not None else None
+    rows = [tiles.rows[i] for i in index] if tiles.rows else []
+    return TileSet(
+        name, tiles.layouts[index], tiles.valid[index], tiles.bands, tiles.resolution_m, rows=rows, targets=targets
+    )
 
 
 def candidates_realism(
@@ -114,9 +141,10 @@ def candidates_realism(
     min_valid_fraction: float,
     workers: int = 0,
 ) -> dict[str, RealismScore]:
-    """``citygen generate``'s realism block: its candidates ``[n, C, H, W]`` for one request, and the held-out real
-    baseline, against the test tiles of the dataset the model was trained on ({} when the candidates do not hold
-    streets, buildings and green, or are fewer than 4)."""
+    """``citygen generate``'s realism block: its candidates ``[n, C, H, W]`` for one request against the
+    :data:`SIMILAR_REAL` real test tiles whose targets are nearest the request (the whole test split would judge one
+    request against every density), beside the same number of validation tiles nearest it as the held-out real
+    baseline. {} when the candidates do not hold streets, buildings and green, or are fewer than 4."""
     keep = realism_bands(bands)
     if len(keep) < len(LAYOUT_BANDS) or len(layouts) < 4:
         return {}
@@ -132,8 +160,12 @@ def candidates_realism(
         [0] * len(layouts),
         [request],
     )
-    val = held_out(*key, tuple(keep), min_valid_fraction, workers)
-    return {"held-out real (val split)": score(val, reference), "candidates": score(tiles, reference, workers=workers)}
+    near = subset(reference.tiles, nearest(reference.tiles, request, SIMILAR_REAL), "test tiles of similar targets")
+    assert near.targets is not None
+    similar = Reference(near, statistic_matrix(near.rows), reference.train_masks, near.targets, reference.target_names)
+    val = held_out(*key, tuple(keep), min_valid_fraction, workers, tuple(request))
+    baseline = subset(val, nearest(val, request, SIMILAR_REAL), "validation tiles of similar targets")
+    return {"held-out real (val split)": score(baseline, similar), "candidates": score(tiles, similar, workers=workers)}
 
 
 def realism_block(

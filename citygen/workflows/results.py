@@ -140,7 +140,7 @@ class GenerateReport(TypedDict):
     diversity: float
     contact_sheet: str
     pattern_card: str
-    realism: dict[str, RealismScore]  # the candidates and the held-out real baseline against the real test tiles
+    realism: dict[str, RealismScore]  # candidates and held-out real tiles against the test tiles of similar targets
     attribution: str
 
 
