@@ -149,7 +149,8 @@ def folder_tiles(folder: Path, *, bands: Sequence[str] = LAYOUT_BANDS) -> TileSe
     report = folder / "report.json"
     requests = [json.loads(report.read_text())["targets"]] if report.is_file() else []
     layouts = np.stack([np.stack([r.bands[b] for b in bands]) for r in rasters]).astype(np.float32)
-    valid = np.stack([r.bands["valid"] > 0.5 if "valid" in r.bands else np.ones(shapes.pop(), bool) for r in rasters])
+    shape = next(iter(shapes))
+    valid = np.stack([r.bands["valid"] > 0.5 if "valid" in r.bands else np.ones(shape, bool) for r in rasters])
     return TileSet(
         name=str(folder),
         layouts=np.nan_to_num(layouts),
