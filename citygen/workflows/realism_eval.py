@@ -188,9 +188,12 @@ def realism_block(
     scores: dict[str, RealismScore] = {}
     val = held_out(root, size, tuple(cities) if cities else None, tuple(bands), min_valid_fraction, workers)
     scores["held-out real (val split)"] = score(val, reference, workers=workers)
-    assert reference.train is not None
-    retrieved, achieved = retrieval(reference.train, generated)
-    scores["retrieval (nearest training crop)"] = score(retrieved, reference, workers=workers)
+    fits: dict[str, Conditioning] = {}
+    if reference.train is not None and reference.train.targets is not None and generated.names:
+        retrieved, achieved = retrieval(reference.train, generated)
+        scores["retrieval (nearest training crop)"] = score(retrieved, reference, workers=workers)
+        for j, name in enumerate(generated.names):
+            fits[name] = Conditioning(**conditioning_figures(name, generated.requested[:, j], achieved[:, j : j + 1]))
     if alone is not None:
         scores["generator"] = score(generated_tiles("generator", alone), reference, workers=workers)
         scores["generator + street search (post-processed)"] = score(
@@ -198,8 +201,4 @@ def realism_block(
         )
     else:
         scores["generator"] = score(generated_tiles("generator", generated), reference, workers=workers)
-    fits = {
-        name: Conditioning(**conditioning_figures(name, generated.requested[:, j], achieved[:, j : j + 1]))
-        for j, name in enumerate(generated.names)
-    }
     return scores, fits
