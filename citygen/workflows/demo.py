@@ -290,12 +290,13 @@ def demo_report(
     lines += [f"| {k} | {_fmt(v)} |" for k, v in report["reconstruction"].items()]
     lines += [
         "",
-        "## Conditioning (pix2pix, test-split targets)",
+        "## Conditioning (pix2pix, test-split targets, layouts as delivered)",
         "",
         f"The measured targets of {p2p_eval.crops} test crops of the cities the model was trained",
         f"on are requested, {p2p_eval.candidates} candidates each: every candidate, and the "
         "candidate `citygen generate`",
-        "ranks first among those made for one target.",
+        "ranks first among those made for one target. Achieved values are measured on the delivered layout "
+        "(bands thresholded at 0.5, as the GeoJSON export draws them).",
         "",
         "| target | MAPE | Spearman | MAE | best-candidate MAPE | best-candidate Spearman |",
         "|---|---|---|---|---|---|",
