@@ -41,6 +41,7 @@ def test_held_out_real_tiles_score_like_the_reference_and_garbage_does_not(halve
     reference, held_out = halves
     real = score(held_out, reference)
     assert real.frechet_ratio < 1.5 and real.c2st_accuracy < 0.6 and real.checkerboard_above_reference < 0.1
+    assert real.pixel_c2st_accuracy < 0.65
     assert real.precision > 0.8 and real.recall > 0.8
     blurred = score(_variant(held_out, "blur", lambda x: np.stack([ndi.gaussian_filter(c, 3) for c in x])), reference)
     assert blurred.frechet_ratio > 2 * real.frechet_ratio and blurred.c2st_accuracy > real.c2st_accuracy + 0.15
@@ -48,6 +49,7 @@ def test_held_out_real_tiles_score_like_the_reference_and_garbage_does_not(halve
     noise = score(_variant(held_out, "noise", lambda x: rng.random(x.shape) < x.mean(axis=(1, 2), keepdims=True)),
                   reference)  # fmt: skip
     assert noise.frechet_ratio > 5 * real.frechet_ratio and noise.c2st_accuracy > 0.9 and noise.precision < 0.5
+    assert noise.pixel_c2st_accuracy > 0.8
     board = (np.indices((64, 64)).sum(axis=0) % 2)[None]
     checker = score(_variant(held_out, "checker", lambda x: np.clip(x + 0.4 * board - 0.2, 0, 1)), reference)
     assert checker.checkerboard_above_reference > 0.9 and checker.checkerboard_median > 100

@@ -13,6 +13,7 @@ from citygen.workflows.results import RealismScore, write_json
 ROWS: tuple[tuple[str, str], ...] = (
     ("frechet_ratio", "Fréchet ratio (statistics; 1 = two halves of the real tiles)"),
     ("c2st_accuracy", "C2ST accuracy (0.5 = indistinguishable)"),
+    ("pixel_c2st_accuracy", "C2ST accuracy on pixels (small CNN)"),
     ("precision", "precision"),
     ("recall", "recall"),
     ("density", "density"),

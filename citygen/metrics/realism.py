@@ -134,3 +134,49 @@ def pairwise_dissimilarity(masks: np.ndarray) -> float:
     )[pairs[1]]
     values = 1 - iou[pairs][~both_empty]
     return float(values.mean()) if len(values) else float("nan")
+
+
+def pixel_c2st_accuracy(
+    reference: np.ndarray, other: np.ndarray, *, folds: int = 3, epochs: int = 8, seed: int = 0
+) -> float:
+    """Classifier two-sample test on pixels: stratified ``folds``-fold accuracy of a small CNN (three strided
+    convolutions, global pooling, a linear read-out; Adam, ``epochs`` passes) telling layouts ``[n, C, H, W]`` of
+    the two sets apart, on equal numbers of each. Seconds on a CPU for a few hundred 128 px tiles; 0.5 means the
+    network finds nothing that separates them."""
+    import torch
+    from sklearn.model_selection import StratifiedKFold
+    from torch import nn
+
+    rng = np.random.default_rng(seed)
+    n = min(len(reference), len(other))
+    x = np.concatenate([reference[rng.permutation(len(reference))[:n]], other[rng.permutation(len(other))[:n]]])
+    y = np.repeat([0.0, 1.0], n)
+    data, labels = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.float32))
+    correct = 0
+    for train, test in StratifiedKFold(n_splits=min(folds, n), shuffle=True, random_state=seed).split(x, y):
+        torch.manual_seed(seed)
+        c = x.shape[1]
+        model = nn.Sequential(
+            nn.Conv2d(c, 16, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(16, 32, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(32, 64, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(64, 1),
+        )
+        optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+        order = torch.Generator().manual_seed(seed)
+        for _ in range(epochs):
+            for batch in torch.randperm(len(train), generator=order).split(32):
+                rows = torch.from_numpy(train)[batch]
+                loss = nn.functional.binary_cross_entropy_with_logits(model(data[rows])[:, 0], labels[rows])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+        with torch.no_grad():
+            predicted = model(data[torch.from_numpy(test)])[:, 0] > 0
+        correct += int((predicted == labels[torch.from_numpy(test)].bool()).sum())
+    return correct / len(y)

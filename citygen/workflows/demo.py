@@ -188,6 +188,7 @@ def conditioning_summary(p2p_eval: Pix2PixEvaluation) -> dict[str, dict[str, Any
 REALISM_ROWS = (
     ("frechet_ratio", "Fréchet ratio of morphology statistics (1: two halves of the real test tiles)"),
     ("c2st_accuracy", "C2ST accuracy on the statistics (0.5: indistinguishable)"),
+    ("pixel_c2st_accuracy", "C2ST accuracy on pixels (small CNN)"),
     ("precision", "precision (Naeem et al. 2020)"),
     ("recall", "recall"),
     ("checkerboard_median", "checkerboard score, median (~1 real)"),

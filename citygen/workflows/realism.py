@@ -56,6 +56,10 @@ class TileSet:
     def band(self, name: str) -> np.ndarray:
         return self.layouts[:, self.bands.index(name)]
 
+    def delivered(self) -> np.ndarray:
+        """The layouts as a user receives them: bands thresholded at 0.5, 0 outside the valid area."""
+        return ((self.layouts >= DELIVERED_THRESHOLD) & self.valid[:, None]).astype(np.float32)
+
     def street_masks(self) -> np.ndarray:
         return (self.band("streets") >= DELIVERED_THRESHOLD) & self.valid
 
@@ -300,6 +304,7 @@ def score(tiles: TileSet, reference: Reference, *, workers: int = 0) -> RealismS
         frechet_distance=frechet["distance"],
         frechet_ratio=frechet["ratio"],
         c2st_accuracy=R.c2st_accuracy(reference.matrix, matrix),
+        pixel_c2st_accuracy=R.pixel_c2st_accuracy(reference.tiles.delivered(), tiles.delivered()),
         **close,
         wasserstein=R.wasserstein_per_statistic(reference.matrix, matrix, list(DISTRIBUTION_STATISTICS)),
         checkerboard_median=float(np.median(board)),

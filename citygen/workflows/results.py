@@ -44,6 +44,7 @@ class RealismScore:
     frechet_distance: float  # of the standardised morphology statistics, to the reference
     frechet_ratio: float  # that distance over the one between two halves of the reference
     c2st_accuracy: float  # cross-validated accuracy telling the set from the reference (0.5: cannot)
+    pixel_c2st_accuracy: float  # the same with a small CNN on the delivered pixels
     precision: float  # Naeem et al. 2020, k = 5, in statistic space
     recall: float
     density: float
