@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from citygen.core import OSM_ATTRIBUTION
+from citygen.metrics import realism as R
+from citygen.metrics.morphology import DELIVERED_THRESHOLD, DISTRIBUTION_STATISTICS, LOG_STATISTICS, statistic_matrix
 
 
 def _plt():
@@ -88,3 +91,61 @@ def neighbour_grid(neighbours: list[dict[str, Any]], root: Path, path: Path) -> 
             ax.set_axis_off()
     fig.suptitle("Which parts of other cities look alike? Query tile, then its nearest neighbours (cosine)")
     return _save(fig, path)
+
+
+def realism_figure(reference: Any, sets: Mapping[str, Any], path: Path) -> Path:
+    """``citygen realism``'s picture (``reference`` and ``sets``: :class:`citygen.workflows.realism.TileSet`).
+    Real and generated crops side by side (the reference tile nearest each set's first tiles in statistic
+    space), and each statistic's histogram, real vs every set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from citygen.core.viz import render_layout
+    from citygen.data.geotiff import atomic_path
+
+    names = list(DISTRIBUTION_STATISTICS)
+    ref_matrix = statistic_matrix(reference.rows)
+    shown = {name: s for name, s in sets.items() if len(s.rows)}
+    rows, cols = 4, 1 + 3 * len(shown)
+    fig = plt.figure(figsize=(max(1.5 * cols, 10), 1.5 * rows + 6.5), layout="constrained")
+    parts: Any = fig.subfigures(2, 1, height_ratios=[1.5 * rows, 6.5])
+    top, bottom = parts
+    crops = top.subplots(rows, cols, squeeze=False)
+    for r in range(rows):
+        col = 1
+        for k, (name, tiles) in enumerate(shown.items()):
+            matrix = statistic_matrix(tiles.rows)
+            picks = list(range(r * 3, min(r * 3 + 3, len(tiles.rows))))
+            if k == len(shown) - 1 and picks:  # the real tile closest (statistics) to the row's first candidate
+                ref, oth = R.standardise(ref_matrix, matrix)
+                nearest = int(np.argmin(np.linalg.norm(ref - oth[picks[0]], axis=1)))
+                crops[r, 0].imshow(render_layout(reference.layouts[nearest], reference.bands, reference.valid[nearest]))
+            for j, i in enumerate(picks):
+                delivered = (tiles.layouts[i] >= DELIVERED_THRESHOLD).astype(np.float32)
+                crops[r, col + j].imshow(render_layout(delivered, tiles.bands, tiles.valid[i]))
+                crops[r, col + j].set_title(name if r == 0 and j == 0 else "", fontsize=8, loc="left")
+            col += 3
+    crops[0, 0].set_title("real (test), closest", fontsize=8, loc="left")
+    for ax in crops.ravel():
+        ax.set_axis_off()
+    hists = bottom.subplots(3, 5, squeeze=False).ravel()
+    for j, stat in enumerate(names):
+        ax = hists[j]
+        values = [ref_matrix[:, j], *(statistic_matrix(t.rows)[:, j] for t in shown.values())]
+        bins = np.histogram_bin_edges(np.concatenate(values), bins=15).tolist()
+        for label, v in zip(["real (test)", *shown], values, strict=True):
+            ax.hist(v, bins=bins, histtype="step", density=True, label=label)
+        ax.set_title(stat + (" (log1p)" if stat in LOG_STATISTICS else ""), fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in hists[len(names) :]:
+        ax.set_axis_off()
+    hists[0].legend(fontsize=6)
+    fig.suptitle("Realism: layouts as delivered (bands thresholded at 0.5) against the real test tiles", fontsize=9)
+    fig.text(0.99, 0.005, f"Map data {OSM_ATTRIBUTION}", ha="right", fontsize=6, color="0.4")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return path
