@@ -20,7 +20,7 @@ from scipy import ndimage as ndi
 from citygen.core.bands import BAND_NAMES, band
 from citygen.metrics._common import entropy_from_counts
 from citygen.metrics.network import MIN_BLOCK_AREA_M2
-from citygen.metrics.raster import JUNCTION_TOLERANCE_M, clean_bands, orientation_histogram_raster
+from citygen.metrics.raster import JUNCTION_TOLERANCE_M, clean_bands, closed_regions, orientation_histogram_raster
 from citygen.metrics.skeleton import consolidate_junctions, recover_street_graph
 
 DELIVERED_THRESHOLD = 0.5  # coverage bands become street / building / green pixels at this value
@@ -76,27 +76,6 @@ def _delivered(arrays: Mapping[str, np.ndarray], name: str, valid: np.ndarray) -
     return (arrays[name] >= DELIVERED_THRESHOLD) & valid
 
 
-def _regions(mask: np.ndarray, valid: np.ndarray, resolution_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Areas (m2) and crack perimeters (m) of the 4-connected regions of ``mask`` that do not touch the tile edge
-    or the invalid area."""
-    regions, n = ndi.label(mask)
-    if n == 0:
-        return np.zeros(0), np.zeros(0)
-    outside = ~valid
-    outside[0, :] = outside[-1, :] = outside[:, 0] = outside[:, -1] = True
-    touching = np.unique(regions[ndi.binary_dilation(outside) & (regions > 0)])
-    sizes = np.bincount(regions.ravel(), minlength=n + 1).astype(float)
-    edges = np.zeros(n + 1)
-    for a, b in ((regions[:-1, :], regions[1:, :]), (regions[:, :-1], regions[:, 1:])):
-        diff = a != b
-        np.add.at(edges, a[diff], 1)
-        np.add.at(edges, b[diff], 1)
-    keep = np.ones(n + 1, bool)
-    keep[0] = False
-    keep[touching] = False
-    return sizes[keep] * resolution_m**2, edges[keep] * resolution_m
-
-
 # Off-axis frequencies (cycles per pixel along rows, columns) where strided upsampling imprints its grid: a
 # stride-2 transposed convolution puts power at (1/2, 1/2), a stride-4 one at quarters. Off the axes, so the
 # streets of a grid city (power along the axes) do not count.
@@ -142,7 +121,7 @@ def morphology(bands: Mapping[str, np.ndarray], *, resolution_m: float) -> dict[
             out["four_way_share"] = float((junctions == 4).sum()) / nodes
             entropy = entropy_from_counts(orientation_histogram_raster(graph))
             out["orientation_entropy"] = entropy if math.isfinite(entropy) else 0.0
-        areas, perimeters = _regions(~streets & valid, valid, resolution_m)
+        areas, perimeters = closed_regions(~streets & valid, valid, resolution_m)
         big = areas >= MIN_BLOCK_AREA_M2
         out["block_count"] = float(big.sum())
         if big.any():

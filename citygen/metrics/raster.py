@@ -192,12 +192,12 @@ def orientation_histogram_raster(
     return bearing_histogram(_bearings_true(graph, crs, transform))
 
 
-def block_metrics_raster(*, street_mask: np.ndarray, valid: np.ndarray, resolution_m: float) -> MetricSet:
-    """Blocks: 4-connected non-street regions that do not touch the edge of the data."""
-    regions, n = ndi.label(~street_mask & valid)
-    area_km2 = valid.sum() * resolution_m**2 / 1e6
-    if n == 0 or area_km2 == 0:
-        return block_stats(areas=np.array([]), perimeters=np.array([]), area_km2=max(area_km2, 1e-12))
+def closed_regions(mask: np.ndarray, valid: np.ndarray, resolution_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Areas (m2) and crack perimeters (m) of the 4-connected regions of ``mask`` that touch neither the edge of
+    the array nor the area outside ``valid`` (no size limit)."""
+    regions, n = ndi.label(mask)
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
     outside = ~valid
     outside[0, :] = outside[-1, :] = outside[:, 0] = outside[:, -1] = True
     touching = np.unique(regions[ndi.binary_dilation(outside) & (regions > 0)])
@@ -211,9 +211,17 @@ def block_metrics_raster(*, street_mask: np.ndarray, valid: np.ndarray, resoluti
     keep = np.ones(n + 1, bool)
     keep[0] = False
     keep[touching] = False
-    areas = sizes * resolution_m**2
-    keep &= areas >= MIN_BLOCK_AREA_M2
-    return block_stats(areas=areas[keep], perimeters=edge_counts[keep] * resolution_m, area_km2=area_km2)
+    return sizes[keep] * resolution_m**2, edge_counts[keep] * resolution_m
+
+
+def block_metrics_raster(*, street_mask: np.ndarray, valid: np.ndarray, resolution_m: float) -> MetricSet:
+    """Blocks: 4-connected non-street regions that do not touch the edge of the data."""
+    area_km2 = valid.sum() * resolution_m**2 / 1e6
+    if area_km2 == 0:
+        return block_stats(areas=np.array([]), perimeters=np.array([]), area_km2=1e-12)
+    areas, perimeters = closed_regions(~street_mask & valid, valid, resolution_m)
+    big = areas >= MIN_BLOCK_AREA_M2
+    return block_stats(areas=areas[big], perimeters=perimeters[big], area_km2=area_km2)
 
 
 def _cell_points(mask_weight: np.ndarray, resolution_m: float, cell_m: float) -> tuple[np.ndarray, np.ndarray]:
