@@ -1,8 +1,9 @@
 """Benchmark the metric suite (a script that prints; not a timed test).
 
-1. Pedestrian sheds (800 m) for every node of the largest shipped street sample: citygen's chunked
-   ``scipy.sparse.csgraph.dijkstra`` versus a plain NetworkX loop of
-   ``single_source_dijkstra_path_length(cutoff=800)``; the distances must be identical.
+1. Pedestrian sheds (800 m) for every node of the largest shipped street sample: the compiled bounded
+   Dijkstra (``citygen.metrics.sheds``) and the chunked ``scipy.sparse.csgraph.dijkstra`` versus a plain
+   NetworkX loop of ``single_source_dijkstra_path_length(cutoff=800)``; the distances must be identical.
+   Then the whole sheds (lengths and hull areas at 400 and 800 m) against the scipy + qhull loop.
 2. Time to score one 256 x 256 tile with the whole raster suite (target < 50 ms) and with
    ``tile_targets``, and tiles per second over a batch.
 
@@ -12,12 +13,15 @@ Run: ``.venv/bin/python benchmarks/bench_metrics.py [--sample SAMPLE_ID] [--tile
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
 
 import networkx as nx
+import numba
 import numpy as np
+from scipy.spatial import ConvexHull, QhullError
 
 from citygen.data.build import build_city
 from citygen.data.geotiff import read_raster
@@ -25,6 +29,7 @@ from citygen.data.samples import list_samples
 from citygen.data.sources import load_city
 from citygen.data.spec import parse_city
 from citygen.metrics.raster import raster_metrics, tile_targets
+from citygen.metrics.sheds import bounded_dijkstra
 from citygen.metrics.skeleton import edges_to_csr
 from citygen.metrics.walkability import graph_arrays, limited_distances, pedestrian_sheds
 
@@ -49,17 +54,34 @@ def bench_sheds(sample_id: str) -> None:
     edges, length, xy, nodes = graph_arrays(G)
     print(f"[sheds] {sample_id}: {len(nodes)} nodes, {len(edges)} undirected edges, radius {RADIUS:.0f} m")
 
-    start = time.perf_counter()
     adj = edges_to_csr(edges, length, len(nodes))
+    bounded_dijkstra(adj, np.arange(2), RADIUS)  # compile the numba kernels (cached on disk afterwards)
+    pedestrian_sheds(edges=edges[:10], length_m=length[:10], node_xy=xy, radii_m=(RADIUS,), sources=np.arange(2))
+
+    start = time.perf_counter()
     chunks = []
     for idx, local, d in limited_distances(adjacency=adj, node_xy=xy, limit_m=RADIUS):
         rows, cols = np.nonzero(np.isfinite(d))  # keep the reachable pairs, as the sheds do
         chunks.append((idx[rows], local[cols], d[rows, cols]))
-    t_fast = time.perf_counter() - start
-    fast: dict[int, dict[int, float]] = {i: {} for i in range(len(nodes))}
+    t_scipy = time.perf_counter() - start
+    scipy_d: dict[int, dict[int, float]] = {i: {} for i in range(len(nodes))}
     for src, dst, dist in chunks:
         for a, b, c in zip(src.tolist(), dst.tolist(), dist.tolist(), strict=True):
-            fast[a][b] = c
+            scipy_d[a][b] = c
+
+    start = time.perf_counter()
+    bounded_dijkstra(adj, np.arange(len(nodes)), RADIUS, threads=1)
+    t_one = time.perf_counter() - start
+    start = time.perf_counter()
+    offsets, reached, dists = bounded_dijkstra(adj, np.arange(len(nodes)), RADIUS)
+    t_fast = time.perf_counter() - start
+    fast = {
+        i: dict(
+            zip(reached[offsets[i] : offsets[i + 1]].tolist(), dists[offsets[i] : offsets[i + 1]].tolist(), strict=True)
+        )
+        for i in range(len(nodes))
+    }
+
     start = time.perf_counter()
     pedestrian_sheds(edges=edges, length_m=length, node_xy=xy, radii_m=(400.0, 800.0))
     t_full = time.perf_counter() - start
@@ -74,15 +96,36 @@ def bench_sheds(sample_id: str) -> None:
     slow = {n: nx.single_source_dijkstra_path_length(Gu, n, cutoff=RADIUS, weight="length") for n in Gu.nodes}
     t_slow = time.perf_counter() - start
 
-    assert slow.keys() == fast.keys()
-    for n in slow:
-        assert slow[n].keys() == fast[n].keys(), f"node {n}: different reachable sets"
-        a = np.array([slow[n][k] for k in slow[n]])
-        b = np.array([fast[n][k] for k in slow[n]])
-        assert np.allclose(a, b, rtol=1e-9, atol=1e-6), f"node {n}: different distances"
-    print(f"[sheds] networkx loop : {t_slow:8.3f} s")
-    print(f"[sheds] scipy chunked : {t_fast:8.3f} s   ({t_slow / t_fast:.0f}x faster, identical distances)")
-    print(f"[sheds] full sheds (400 + 800 m: lengths, hull areas, ratios): {t_full:.3f} s")
+    # the full sheds the way they were computed before the compiled kernels: scipy distances, qhull per node
+    start = time.perf_counter()
+    for r in (400.0, 800.0):
+        for _, local, d in limited_distances(adjacency=adj, node_xy=xy, limit_m=r):
+            for row in d:
+                points = xy[local[row <= r]]
+                if len(points) >= 3:
+                    with contextlib.suppress(QhullError):
+                        ConvexHull(points)
+    t_full_scipy = time.perf_counter() - start + t_scipy  # plus the lengths' share, about one distance pass
+
+    for name, other in (("scipy", scipy_d), ("compiled", fast)):
+        assert slow.keys() == other.keys()
+        for n in slow:
+            assert slow[n].keys() == other[n].keys(), f"{name}, node {n}: different reachable sets"
+            a = np.array([slow[n][k] for k in slow[n]])
+            b = np.array([other[n][k] for k in slow[n]])
+            assert np.allclose(a, b, rtol=1e-9, atol=1e-6), f"{name}, node {n}: different distances"
+    print(f"[sheds] networkx loop        : {t_slow:8.3f} s")
+    print(f"[sheds] scipy chunked        : {t_scipy:8.3f} s   ({t_slow / t_scipy:.0f}x faster, identical distances)")
+    print(f"[sheds] compiled, 1 thread   : {t_one:8.3f} s   ({t_slow / t_one:.0f}x faster)")
+    threads = numba.get_num_threads()
+    print(
+        f"[sheds] compiled, {threads} threads  : {t_fast:8.3f} s   ({t_slow / t_fast:.0f}x faster, identical distances)"
+    )
+    print(
+        f"[sheds] full sheds (400 + 800 m: lengths, hull areas, ratios): compiled {t_full:.3f} s, "
+        f"scipy + qhull loop at least {t_full_scipy:.3f} s ({t_full_scipy / t_full:.0f}x), "
+        f"networkx distances alone {t_slow:.3f} s ({t_slow / t_full:.0f}x)"
+    )
 
 
 def bench_tiles(n_tiles: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -14,17 +15,18 @@ from citygen.core.errors import SourceError
 from citygen.metrics._common import bearing_histogram, entropy_from_counts, orientation_order
 from citygen.metrics.network import block_polygons, network_metrics
 
-# metrics_and_models.md, "Reference values on the shipped samples" (OSMnx 2.1.1, undirected, 36 bins)
+# metrics_and_models.md, "Reference values on the shipped samples" (OSMnx 2.1.1, undirected, 36 bins); junction
+# shares as OSMnx gives them, the raw node shares (prop_*_raw; prop_* merge junctions within 10 m as the raster does)
 REFERENCE = {
     "houston_montrose": {
         "orientation_entropy": 2.577,
-        "prop_3way": 0.460,
-        "prop_4way": 0.464,
+        "prop_3way_raw": 0.460,
+        "prop_4way_raw": 0.464,
         "k_avg": 5.375,
     },
-    "houston_museum_district": {"orientation_entropy": 2.971, "prop_3way": 0.475, "prop_4way": 0.439},
-    "cph_vesterbro": {"orientation_entropy": 3.204, "prop_3way": 0.640, "prop_4way": 0.186, "k_avg": 4.774},
-    "nyc_lower_manhattan": {"orientation_entropy": 2.776, "prop_3way": 0.330, "prop_4way": 0.635},
+    "houston_museum_district": {"orientation_entropy": 2.971, "prop_3way_raw": 0.475, "prop_4way_raw": 0.439},
+    "cph_vesterbro": {"orientation_entropy": 3.204, "prop_3way_raw": 0.640, "prop_4way_raw": 0.186, "k_avg": 4.774},
+    "nyc_lower_manhattan": {"orientation_entropy": 2.776, "prop_3way_raw": 0.330, "prop_4way_raw": 0.635},
 }
 _CACHE: dict[str, object] = {}
 
@@ -97,3 +99,53 @@ def test_blocks_are_closed_faces() -> None:
     blocks = block_polygons(graph=load_graph("houston_museum_district"))
     assert len(blocks) > 50
     assert np.all([b.is_valid for b in blocks])
+
+
+def _highway_xml(pbf: Path, out: Path) -> Path:
+    """The highway ways of a real extract as OSM XML, as an Overpass download of OSMnx's `all` network holds them."""
+    import osmium
+    from osmium.osm import mutable
+
+    not_built = {"abandoned", "construction", "no", "planned", "platform", "proposed", "raceway", "razed"}
+    ways, nodes = [], {}
+    for obj in osmium.FileProcessor(str(pbf)).with_locations():
+        if obj.is_way() and obj.tags.get("highway", "no") not in not_built and obj.tags.get("area") != "yes":
+            refs = [n.ref for n in obj.nodes if n.location.valid()]
+            nodes.update({n.ref: (n.location.lon, n.location.lat) for n in obj.nodes if n.location.valid()})
+            ways.append((obj.id, refs, dict(obj.tags)))
+    writer = osmium.SimpleWriter(str(out), overwrite=True)
+    for i in sorted(nodes):
+        writer.add_node(mutable.Node(id=i, location=nodes[i], version=1))
+    for i, refs, tags in ways:
+        writer.add_way(mutable.Way(id=i, nodes=refs, tags=tags, version=1))
+    writer.close()
+    return out
+
+
+def test_osmnx_network_reproduces_basic_stats(tmp_path: Path) -> None:
+    """Issue 21: `--network osmnx` takes the graph as OSMnx loads the file, so its figures are osmnx.basic_stats'
+    (within 1 %); the default street network leaves the path classes out and says so, with their length."""
+    import networkx as nx
+    import osmnx as ox
+
+    from citygen.metrics.suite import compute_metrics
+
+    root = Path(__file__).resolve().parents[1]
+    xml = _highway_xml(root / "citygen" / "samples" / "helsinki" / "helsinki_center.osm.pbf", tmp_path / "hel.osm")
+    G = ox.graph_from_xml(xml, retain_all=True, bidirectional=False)
+    nx.set_node_attributes(G, ox.stats.count_streets_per_node(G), "street_count")
+    stats = ox.stats.basic_stats(ox.project_graph(G))
+    row = compute_metrics(xml, network="osmnx", sheds=False).iloc[0]
+    pairs = {"n": "node_count", "m": "edge_count", "k_avg": "k_avg", "streets_per_node_avg": "streets_per_node_avg",
+             "street_length_total": "street_length_total_m", "intersection_count": "intersection_count_raw",
+             "circuity_avg": "circuity_avg"}  # fmt: skip
+    for theirs, ours in pairs.items():
+        assert row[ours] == pytest.approx(stats[theirs], rel=0.01), ours
+    props = stats["streets_per_node_proportions"]
+    assert row["prop_3way_raw"] == pytest.approx(props[3], rel=0.01)
+    assert row["prop_4way_raw"] == pytest.approx(props[4], rel=0.01)
+    streets = compute_metrics(xml, sheds=False).iloc[0]
+    assert streets["street_length_total_m"] < 0.5 * row["street_length_total_m"], "the old town is mostly paths"
+    assert streets["path_length_km"] == pytest.approx(row["path_length_km"]) and streets["path_length_km"] > 50
+    assert "km of path classes excluded" in streets["notes"]["street_length_total_m"]
+    assert "nothing removed" in row["notes"]["street_length_total_m"]

@@ -161,3 +161,38 @@ def test_tile_targets_survive_blurred_generated_streets() -> None:
     assert (
         tile_targets({"streets": dots, "valid": np.ones_like(dots)}, resolution_m=2.0)["street_density_km_km2"] == 0.0
     )
+
+
+def _lines(size: int, rows: list[tuple[int, int, int]], cols: list[tuple[int, int, int]]) -> np.ndarray:
+    """A streets band of 5 px wide lines: rows (y, x0, x1) and columns (x, y0, y1)."""
+    streets = np.zeros((size, size), np.float32)
+    for y, x0, x1 in rows:
+        streets[y - 2 : y + 3, x0:x1] = 1.0
+    for x, y0, y1 in cols:
+        streets[y0:y1, x - 2 : x + 3] = 1.0
+    return streets
+
+
+def test_junction_and_orientation_targets_on_a_grid_and_on_t_junctions() -> None:
+    """four_way_share and orientation_order (issue 20's targets for the Houston-vs-Copenhagen question): a
+    rectangular grid has four-way junctions only and the highest order; a brick pattern only T junctions."""
+    valid = np.ones((160, 160), np.float32)
+    grid = _lines(160, [(y, 0, 160) for y in (30, 80, 130)], [(x, 0, 160) for x in (30, 80, 130)])
+    values = tile_targets({"streets": grid, "valid": valid}, resolution_m=2.0)
+    assert values["four_way_share"] == 1.0
+    assert values["orientation_order"] > 0.95 and values["intersection_density_km2"] == pytest.approx(9 / 0.1024)
+    # brick: horizontal streets, short verticals between them, staggered from one row to the next
+    brick = _lines(160, [(y, 0, 160) for y in (30, 80, 130)], [(50, 30, 80), (110, 30, 80), (80, 80, 130)])
+    values = tile_targets({"streets": brick, "valid": valid}, resolution_m=2.0)
+    assert values["four_way_share"] == 0.0 and values["intersection_density_km2"] > 0
+    paths = np.zeros_like(grid)
+    paths[:40] = 1.0
+    assert tile_targets({"streets": grid, "paths": paths, "valid": valid}, resolution_m=2.0)["path_share"] == 0.25
+
+
+def test_new_targets_on_a_real_tile(rasters) -> None:
+    tile = tile_of(rasters, "houston_montrose")
+    values = tile_targets(tile, resolution_m=2.0)
+    assert 0 <= values["four_way_share"] <= 1 and 0 <= values["orientation_order"] <= 1
+    assert values["orientation_order"] > 0.15, "Montrose is a grid, if a skewed one"
+    assert 0 <= values["path_share"] < 0.2

@@ -46,6 +46,55 @@ def test_limited_distances_match_networkx(museum) -> None:
     assert seen == len(sources)
 
 
+def test_compiled_search_matches_scipy(museum) -> None:
+    """The compiled bounded Dijkstra (citygen.metrics.sheds) reaches the nodes scipy's reaches, at its distances."""
+    from citygen.metrics.sheds import bounded_dijkstra
+
+    edges, length, xy, _ = museum
+    adj = edges_to_csr(edges, length, len(xy))
+    offsets, nodes, dist = bounded_dijkstra(adj, np.arange(len(xy)), 800.0)
+    for idx, local, d in limited_distances(adjacency=adj, node_xy=xy, limit_m=800.0):
+        for i, s in enumerate(idx):
+            a, b = offsets[s], offsets[s + 1]
+            got = dict(zip(nodes[a:b].tolist(), dist[a:b].tolist(), strict=True))
+            want = {int(local[j]): d[i, j] for j in np.flatnonzero(np.isfinite(d[i]))}
+            assert got.keys() == want.keys()
+            assert np.allclose([got[k] for k in want], list(want.values()), rtol=1e-12, atol=1e-9)
+            assert np.all(np.diff(dist[a:b]) >= 0), "nodes come in order of distance"
+
+
+def _reference_sheds(edges, length, xy, r):
+    """Shed length and hull area the plain way: scipy distances, the reach formula per edge, scipy's qhull."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    adj = edges_to_csr(edges, length, len(xy))
+    out_len, out_area = np.zeros(len(xy)), np.zeros(len(xy))
+    for idx, local, d in limited_distances(adjacency=adj, node_xy=xy, limit_m=r):
+        full = np.full((len(idx), len(xy)), np.inf)
+        full[:, local] = d
+        du, dv = full[:, edges[:, 0]], full[:, edges[:, 1]]
+        reach = np.minimum(length, np.maximum(r - du, 0.0) + np.maximum(r - dv, 0.0))
+        loops = edges[:, 0] == edges[:, 1]
+        reach[:, loops] = np.where(du[:, loops] <= r, length[loops], 0.0)
+        out_len[idx] = reach.sum(axis=1)
+        for i, s in enumerate(idx):
+            points = xy[full[i] <= r]
+            try:
+                out_area[s] = ConvexHull(points).volume if len(points) >= 3 else 0.0
+            except QhullError:
+                out_area[s] = 0.0
+    return out_len, out_area
+
+
+def test_pedestrian_sheds_match_the_plain_computation(museum) -> None:
+    edges, length, xy, _ = museum
+    sheds = pedestrian_sheds(edges=edges, length_m=length, node_xy=xy, radii_m=(400.0, 800.0))
+    for r in (400.0, 800.0):
+        want_len, want_area = _reference_sheds(edges, length, xy, r)
+        assert np.allclose(sheds[r]["length_m"], want_len, rtol=1e-9, atol=1e-6)
+        assert np.allclose(sheds[r]["area_m2"], want_area, rtol=1e-9, atol=1e-6)
+
+
 def test_pedestrian_sheds_are_plausible(museum) -> None:
     edges, length, xy, _ = museum
     sheds = pedestrian_sheds(edges=edges, length_m=length, node_xy=xy)

@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "compare cities in latent space: distances, maps, probes, neighbours",
     ),
     "generate": ("citygen.cli.workflows:generate_main", "generate candidate layouts from target parameters"),
+    "export-weights": (
+        "citygen.cli.workflows:export_main",
+        "write the generator-only weights of a pix2pix checkpoint (what citygen/weights ships)",
+    ),
     "realism": ("citygen.cli.realism", "score generated layouts against a dataset's real test tiles"),
     "demo": ("citygen.cli.demo", "run the main job on the shipped sample cities"),
     "configs": ("citygen.cli.configs", "list the installed configs or export them into a folder to edit"),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from citygen.core.errors import ConfigError
 from citygen.metrics.card import KEY_NUMBERS, draw_card, fmt
-from citygen.metrics.suite import SourceResult, measure, results_table
+from citygen.metrics.suite import NETWORKS, SourceResult, measure, results_table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", type=Path, metavar="FILE", help="write the table (patterns as pass counts)")
     p.add_argument("--card", type=Path, metavar="FILE.png", help="draw a pattern card per source")
     p.add_argument("--no-sheds", action="store_true", help="skip pedestrian sheds (faster)")
+    p.add_argument(
+        "--network",
+        choices=list(NETWORKS),
+        default="streets",
+        help="the graph vector street metrics are taken on: " + "; ".join(f"{k}: {v}" for k, v in NETWORKS.items()),
+    )
     return p
 
 
@@ -87,9 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.tile_size < 16:
         raise ConfigError(f"--tile-size must be at least 16 pixels, got {args.tile_size}")
     results = [
-        r for s in args.sources for r in measure(s, tiles=args.tiles, tile_size=args.tile_size, sheds=not args.no_sheds)
+        r
+        for s in args.sources
+        for r in measure(s, tiles=args.tiles, tile_size=args.tile_size, sheds=not args.no_sheds, network=args.network)
     ]
     print(side_by_side(results))
+    print(f"street network of vector sources: {NETWORKS[args.network]}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([_clean(r.record()) for r in results], indent=1) + "\n")

@@ -120,7 +120,16 @@ def generate_main(argv: list[str] | None = None) -> int:
         "polygons), contact_sheet.png, pattern_card.png (best candidate) and report.json (requested vs achieved "
         "values per candidate and target, candidates ranked by mean relative error).",
     )
-    parser.add_argument("--ckpt", type=Path, required=True, help="pix2pix checkpoint (.ckpt from `citygen fit`)")
+    parser.add_argument(
+        "--ckpt",
+        type=Path,
+        required=True,
+        help="pix2pix checkpoint (.ckpt from `citygen fit`), an export of one, or `pretrained` (the shipped "
+        "two-stage model: streets from targets, then buildings and green on them)",
+    )
+    parser.add_argument(
+        "--then", type=Path, help="a second stage drawn on the first one's streets (a streets-to-buildings model)"
+    )
     parser.add_argument(
         "--target",
         action="append",
@@ -133,7 +142,12 @@ def generate_main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--at", help="LON,LAT of the layout centre (default 12.5683,55.6761, Copenhagen City Hall Square)"
     )
-    parser.add_argument("--streets", type=Path, help="GeoTIFF giving the input bands of a streets-to-buildings model")
+    parser.add_argument(
+        "--streets",
+        type=Path,
+        help="GeoTIFF (built by citygen) whose street network a streets-to-buildings stage dresses; with two "
+        "stages, stage 1 is skipped",
+    )
     parser.add_argument(
         "--allow-extrapolation", action="store_true", help="accept targets outside the training range with a warning"
     )
@@ -170,6 +184,7 @@ def generate_main(argv: list[str] | None = None) -> int:
         args.ckpt,
         parse_targets(args.target),
         args.out,
+        then=args.then,
         n=args.n,
         seed=args.seed,
         at=at,
@@ -178,12 +193,13 @@ def generate_main(argv: list[str] | None = None) -> int:
         street_search=False if args.no_street_search else None,
         realism=not args.no_realism,
     )
-    print(
-        f"{'rank':<6}{'candidate':<11}" + "".join(f"{name:>28}" for name in report["targets"]) + f"{'mean error':>12}"
-    )
+    names = [n + ("*" if n in report["filled_targets"] else "") for n in report["candidates"][0]["targets"]]
+    print(f"{'rank':<6}{'candidate':<11}" + "".join(f"{name:>28}" for name in names) + f"{'mean error':>12}")
     for c in report["candidates"]:
         values = "".join(f"{v['achieved']:>14.3g} (want {v['requested']:<6.3g})" for v in c["targets"].values())
         print(f"{c['rank']:<6}{c['candidate']:<11}{values}{c['mean_relative_error']:>12.1%}")
+    if report["filled_targets"]:
+        print("* not requested: filled in from the training crops nearest the request; the mean error leaves it out")
     if report["realism"]:
         from citygen.cli.realism import print_table
 
@@ -192,4 +208,22 @@ def generate_main(argv: list[str] | None = None) -> int:
     print(
         f"wrote {len(report['candidates'])} candidates, {report['contact_sheet']}, {report['pattern_card']} and report.json to {args.out}/"
     )
+    return 0
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="citygen export-weights",
+        description="Write the generator-only weights of a pix2pix checkpoint (half precision, no discriminator or "
+        "optimizer state) with the training crops' targets, so `citygen generate --ckpt FILE` runs without the "
+        "dataset. The shipped `pretrained` stages are such files.",
+    )
+    parser.add_argument("--ckpt", type=Path, required=True, help="pix2pix checkpoint (.ckpt from `citygen fit`)")
+    parser.add_argument("--data", type=Path, help="the dataset it was trained on (default: the recorded root)")
+    parser.add_argument("--out", type=Path, required=True, help="the file to write, e.g. stage1.pt")
+    args = parser.parse_args(argv)
+    from citygen.workflows.weights import export_weights
+
+    path = export_weights(args.ckpt, args.out, data=args.data)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

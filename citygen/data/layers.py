@@ -95,7 +95,9 @@ NON_DESTINATION_AMENITIES = frozenset(
 FEATURE_KEYS = (
     "building",
     "building:levels",
+    "building:min_level",
     "height",
+    "min_height",
     "amenity",
     "shop",
     "leisure",
@@ -192,13 +194,18 @@ def in_network(tags: Mapping[str, str], network_type: str) -> bool:
 
 
 def levels_from_tags(tags: Mapping[str, object]) -> float:
-    """Storeys of a building: `building:levels`, else `height` / 3 m; NaN where neither is tagged."""
+    """Storeys of floor area a building holds: `building:levels` above `building:min_level`, else `height` above
+    `min_height` / 3 m; NaN where neither is tagged. A part that starts high up (a sky bridge at level 55 of
+    `building:levels=57`) holds only its own storeys; a minimum at or above the top is ignored as a tagging error."""
     levels = parse_number(tags.get("building:levels"))
     if levels is not None and 0 < levels < 200:
-        return levels
+        low = parse_number(tags.get("building:min_level")) or 0.0
+        return max(1.0, levels - low) if 0 <= low < levels else levels
     height = parse_number(tags.get("height"))
     if height is not None and 0 < height < 1000:
-        return max(1.0, round(height / STOREY_HEIGHT_M))
+        low = parse_number(tags.get("min_height")) or 0.0
+        span = height - low if 0 <= low < height else height
+        return max(1.0, round(span / STOREY_HEIGHT_M))
     return math.nan
 
 

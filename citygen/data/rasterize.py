@@ -155,6 +155,8 @@ class CityRasterizer:
         index = layer.tree.query(bounds)
         if not len(index):
             return None
+        if layer.values is not None:  # later shapes overwrite: the highest storey count wins where buildings overlap
+            index = index[np.lexsort((index, layer.values[index]))]
         geoms = layer.geometries[index]
         minx, miny, maxx, maxy = shapely.total_bounds(geoms)
         res = self.grid.resolution

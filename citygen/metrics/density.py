@@ -48,6 +48,40 @@ def _union_parts(gdf: gpd.GeoDataFrame | None, extent: shapely.Geometry) -> np.n
     return parts[shapely.get_type_id(parts) == 3]
 
 
+def floor_area(geoms: np.ndarray, storeys: np.ndarray, extent: shapely.Geometry) -> float:
+    """Floor area (m2) of buildings clipped to ``extent``, each location counted once at the highest storey count
+    of the buildings over it (nested buildings, a building and its parts, a multipolygon whose outer way is tagged
+    too): overlapping buildings are taken in order of storeys, each adding the area no taller one covered. Exact
+    duplicates count once."""
+    clipped = shapely.intersection(shapely.make_valid(np.asarray(geoms, dtype=object)), extent)
+    keep = ~shapely.is_empty(clipped) & (shapely.area(clipped) > 0)
+    clipped, storeys = clipped[keep], np.asarray(storeys, dtype=float)[keep]
+    if len(clipped) == 0:
+        return 0.0
+    order = np.argsort(-storeys, kind="stable")  # tallest first
+    clipped, storeys = clipped[order], storeys[order]
+    _, first = np.unique(shapely.to_wkb(shapely.normalize(clipped)), return_index=True)
+    first = np.sort(first)  # exact duplicates: the first (tallest) copy stays
+    clipped, storeys = clipped[first], storeys[first]
+    i, j = shapely.STRtree(clipped).query(clipped, predicate="intersects")
+    pair = i < j
+    i, j = i[pair], j[pair]
+    overlapping = shapely.area(shapely.intersection(clipped[i], clipped[j])) > 1e-6
+    i, j = i[overlapping], j[overlapping]
+    n = len(clipped)
+    _, group = csgraph.connected_components(sparse.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
+    areas = shapely.area(clipped)
+    single = np.bincount(group, minlength=group.max() + 1)[group] == 1
+    total = float((areas[single] * storeys[single]).sum())
+    for g in np.unique(group[~single]):
+        covered = None
+        for k in np.flatnonzero(group == g):  # tallest first (the order above)
+            part = clipped[k] if covered is None else shapely.difference(clipped[k], covered)
+            total += float(shapely.area(part)) * storeys[k]
+            covered = clipped[k] if covered is None else shapely.union(covered, clipped[k])
+    return total
+
+
 def density_metrics(
     *, features: Mapping[str, gpd.GeoDataFrame], extent: shapely.Geometry, present: Mapping[str, bool]
 ) -> MetricSet:
@@ -78,9 +112,10 @@ def density_metrics(
         clipped = shapely.area(shapely.intersection(shapely.make_valid(geoms), extent))
         out.set(
             "floor_area_ratio",
-            float((clipped * filled).sum()) / area,
+            floor_area(geoms, filled, extent) / area,
             "m2/m2",
-            note="buildings without levels or height count as one storey",
+            note="each location counted once, at the highest storey count of the buildings over it (storeys above "
+            "building:min_level); buildings without levels or height count as one storey",
         )
         out.set("buildings_per_ha", inside.sum() / (area / 1e4), "per ha")
         n_in = int(inside.sum())

@@ -20,12 +20,14 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from citygen.core.errors import SourceError
+from citygen.data.layers import PATH_CLASSES
 from citygen.metrics._common import (
     MetricSet,
     bearing_histogram,
     entropy_from_counts,
     orientation_order,
 )
+from citygen.metrics.skeleton import StreetGraph, consolidate_junctions
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,9 @@ CELL_ROAD_BUFFER_M = 15.0
 MIN_CELL_AREA_M2 = 5000.0
 MAJOR_ROADS = ("motorway", "trunk", "primary", "secondary")
 TERTIARY_AND_UP = (*MAJOR_ROADS, "tertiary")
-NON_STREET_HIGHWAYS = ("footway", "cycleway", "path", "pedestrian", "steps", "bridleway", "corridor", "track")
+# The classes the street network leaves out: the ones the raster puts in the paths band, not the streets band
+# (one definition, citygen.data.layers; tracks are streets on both sides).
+NON_STREET_HIGHWAYS = tuple(sorted(PATH_CLASSES))
 
 NETWORK_UNITS: dict[str, str] = {
     "node_count": "count",
@@ -58,6 +62,9 @@ NETWORK_UNITS: dict[str, str] = {
     "prop_deadend": "share",
     "prop_3way": "share",
     "prop_4way": "share",
+    "prop_deadend_raw": "share",
+    "prop_3way_raw": "share",
+    "prop_4way_raw": "share",
     "circuity_avg": "ratio",
     "self_loop_proportion": "share",
     "orientation_entropy": "nats",
@@ -184,6 +191,22 @@ def default_area(graph: nx.MultiDiGraph) -> tuple[float, str]:
     return float(hull.area), "area = convex hull of the street nodes (no data extent was given)"
 
 
+def junction_shares(graph: nx.MultiDiGraph, *, tolerance_m: float) -> dict[int, float]:
+    """Shares of dead ends (1) and of 3- and 4-way junctions among dead ends and junctions, junctions of three or
+    more streets merged within ``tolerance_m`` first: the raster street graph's definition, with the same code
+    (:func:`citygen.metrics.skeleton.consolidate_junctions` on the undirected graph)."""
+    from citygen.metrics.walkability import graph_arrays
+
+    edges, length, xy, _ = graph_arrays(graph)
+    street_graph = StreetGraph(xy, edges, length, resolution_m=0.0, shape=(0, 0))
+    _, streets = consolidate_junctions(street_graph, tolerance_m=tolerance_m)
+    tips = int((street_graph.degrees() == 1).sum())
+    n = len(streets) + tips
+    if n == 0:
+        return {}
+    return {1: tips / n, 3: float((streets == 3).sum()) / n, 4: float((streets == 4).sum()) / n}
+
+
 def network_metrics(
     *,
     graph: nx.MultiDiGraph | None,
@@ -234,9 +257,13 @@ def network_metrics(
     out.set("edge_density_km_km2", stats["edge_density_km"] / 1000.0, "km/km2")
     out.set("link_node_ratio", Gu.number_of_edges() / Gu.number_of_nodes(), "ratio")
     out.set("deadend_count", counts.get(1, 0), "count")
-    out.set("prop_deadend", props.get(1, 0.0), "share")
-    out.set("prop_3way", props.get(3, 0.0), "share")
-    out.set("prop_4way", props.get(4, 0.0), "share")
+    # junction shares as the raster side reports them: junctions merged within the tolerance, over junctions
+    # plus dead ends; OSMnx's shares of raw graph nodes stay under *_raw for reference checks
+    merged = junction_shares(G, tolerance_m=clean_tolerance_m)
+    note = f"junctions merged within {clean_tolerance_m:g} m, over merged junctions and dead ends"
+    for k, name in ((1, "prop_deadend"), (3, "prop_3way"), (4, "prop_4way")):
+        out.set(name, merged.get(k, 0.0), "share", note)
+        out.set(f"{name}_raw", props.get(k, 0.0), "share", "osmnx basic_stats: share of all graph nodes")
     out.set("circuity_avg", stats["circuity_avg"], "ratio")
     out.set("self_loop_proportion", stats["self_loop_proportion"], "share")
 

@@ -47,6 +47,9 @@ NOT_FROM_RASTER = {
     "edge_length_total_m": "needs edge directions (one-way streets), which a raster does not hold",
     "edge_density_km_km2": "needs edge directions (one-way streets), which a raster does not hold",
     "intersection_count_raw": "the raster street graph is consolidated by construction",
+    "prop_deadend_raw": "the raster street graph is consolidated by construction",
+    "prop_3way_raw": "the raster street graph is consolidated by construction",
+    "prop_4way_raw": "the raster street graph is consolidated by construction",
 }
 
 
@@ -326,30 +329,32 @@ def raster_metrics(
 def tile_targets(bands: Mapping[str, np.ndarray], *, resolution_m: float) -> dict[str, float]:
     """A few metrics of one tile, fast enough for thousands of tiles (NaN where not measurable).
 
-    Returns ``building_coverage``, ``floor_area_ratio``, ``green_share``, ``street_share``,
-    ``street_density_km_km2``, ``intersection_density_km2`` and ``orientation_entropy``.
+    Returns ``building_coverage``, ``floor_area_ratio``, ``green_share``, ``street_share``, ``path_share``,
+    ``street_density_km_km2``, ``intersection_density_km2``, ``four_way_share`` (junctions of four or more
+    streets among those of three or more, both merged within 10 m), ``orientation_entropy`` and
+    ``orientation_order``.
     """
     arrays, valid, _ = clean_bands(bands)
     nan = float("nan")
     n_valid = int(valid.sum())
     area_km2 = n_valid * resolution_m**2 / 1e6
     out: dict[str, float] = {}
-    for key in ("building_coverage", "floor_area_ratio", "green_share", "street_share"):
+    for key in ("building_coverage", "floor_area_ratio", "green_share", "street_share", "path_share"):
         band = SHARE_BANDS[key]
         out[key] = float(arrays[band][valid].mean(dtype=np.float64)) if band in arrays and n_valid else nan
-    if "streets" not in arrays or n_valid == 0:
-        out.update(street_density_km_km2=nan, intersection_density_km2=nan, orientation_entropy=nan)
-        return out
-    if out["street_share"] > ALL_STREETS_SHARE:
-        out.update(street_density_km_km2=nan, intersection_density_km2=nan, orientation_entropy=nan)
+    graph_keys = ("street_density_km_km2", "intersection_density_km2", "four_way_share", "orientation_entropy")
+    out.update(dict.fromkeys((*graph_keys, "orientation_order"), nan))
+    if "streets" not in arrays or n_valid == 0 or out["street_share"] > ALL_STREETS_SHARE:
         return out
     graph = recover_street_graph(arrays["streets"], resolution_m=resolution_m, valid=valid)
     out["street_density_km_km2"] = float(graph.length_m.sum()) / 1000.0 / area_km2
     if graph.n_edges == 0:
         out["intersection_density_km2"] = 0.0
-        out["orientation_entropy"] = nan
         return out
     _, streets = consolidate_junctions(graph, tolerance_m=JUNCTION_TOLERANCE_M)
     out["intersection_density_km2"] = float((streets >= 2).sum()) / area_km2
+    junctions = int((streets >= 3).sum())
+    out["four_way_share"] = float((streets >= 4).sum()) / junctions if junctions else nan
     out["orientation_entropy"] = entropy_from_counts(orientation_histogram_raster(graph))
+    out["orientation_order"] = orientation_order(out["orientation_entropy"])
     return out

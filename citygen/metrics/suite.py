@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
@@ -116,13 +116,39 @@ def street_network(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     return sub
 
 
-def vector_result(label: str, city: Any, *, sheds: bool = True) -> SourceResult:
-    """Every metric of a CityLayers-like object."""
+Network = Literal["streets", "osmnx"]
+NETWORKS: dict[str, str] = {
+    "streets": "citygen street network: every highway but footway, cycleway, path, pedestrian, steps, bridleway "
+    "and corridor (the raster's paths band), re-simplified",
+    "osmnx": "the graph as OSMnx loads the file (graph_from_xml), nothing removed: reproduces osmnx.basic_stats",
+}
+NETWORK_NOTED = ("street_length_total_m", "street_density_km_km2", "intersection_count", "prop_3way", "k_avg")
+
+
+def _name_network(m: MetricSet, network: str, graph: nx.MultiDiGraph, streets: nx.MultiDiGraph | None) -> None:
+    """Say which network the street metrics describe, and how much path length the street network leaves out."""
+    full = ox.convert.to_undirected(N.ensure_projected(graph))
+    paths = N.street_subgraph(full, N.NON_STREET_HIGHWAYS)
+    excluded = sum(float(d.get("length", 0.0)) for _, _, d in paths.edges(data=True)) / 1000.0
+    note = NETWORKS[network] + (f"; {excluded:.1f} km of path classes excluded" if network == "streets" else "")
+    m.set("path_length_km", excluded, "km", "length of the path-class edges (footway, cycleway, ...) in the file")
+    for key in NETWORK_NOTED:
+        if key in m.values:
+            m.notes[key] = note
+
+
+def vector_result(label: str, city: Any, *, sheds: bool = True, network: Network = "streets") -> SourceResult:
+    """Every metric of a CityLayers-like object; ``network`` names the graph the street metrics are taken on
+    (:data:`NETWORKS`)."""
     present = dict(city.present)
     has_graph = city.graph is not None and city.graph.number_of_edges() > 0
     m = MetricSet()
-    streets = street_network(city.graph) if has_graph else None
+    streets = (
+        (street_network(city.graph) if network == "streets" else N.ensure_projected(city.graph)) if has_graph else None
+    )
     m.update(N.network_metrics(graph=streets, extent=city.extent))
+    if has_graph:
+        _name_network(m, network, city.graph, streets)
     m.update(D.density_metrics(features=city.features, extent=city.extent, present=present))
     m.update(D.density_pattern_inputs(features=city.features, extent=city.extent, present=present))
     arrays = None
@@ -287,8 +313,11 @@ def tile_results(
 
 
 # ----------------------------------------------------------------------------- entry point
-def measure(source: Any, *, tiles: bool = False, tile_size: int = 256, sheds: bool = True) -> list[SourceResult]:
-    """Measure one source (sample id, path, CityLayers or RasterData); a list because of tiles."""
+def measure(
+    source: Any, *, tiles: bool = False, tile_size: int = 256, sheds: bool = True, network: Network = "streets"
+) -> list[SourceResult]:
+    """Measure one source (sample id, path, CityLayers or RasterData); a list because of tiles. ``network``:
+    the graph vector street metrics are taken on (:data:`NETWORKS`; a raster always holds the street network)."""
     label, obj = load_source(source)
     if _is_raster(obj):
         if tiles:
@@ -296,7 +325,7 @@ def measure(source: Any, *, tiles: bool = False, tile_size: int = 256, sheds: bo
         return [raster_result(label, obj, sheds=sheds)]
     if tiles:
         raise ConfigError(f"{label}: --tiles needs a GeoTIFF", "build one with `citygen data build` and pass the .tif")
-    return [vector_result(label, obj, sheds=sheds)]
+    return [vector_result(label, obj, sheds=sheds, network=network)]
 
 
 def results_table(results: Sequence[SourceResult]) -> pd.DataFrame:
@@ -312,10 +341,15 @@ def results_table(results: Sequence[SourceResult]) -> pd.DataFrame:
 
 
 def compute_metrics(
-    sources: Any | Sequence[Any], *, tiles: bool = False, tile_size: int = 256, sheds: bool = True
+    sources: Any | Sequence[Any],
+    *,
+    tiles: bool = False,
+    tile_size: int = 256,
+    sheds: bool = True,
+    network: Network = "streets",
 ) -> pd.DataFrame:
     """Measure sources into one tidy table (see the module docstring)."""
     if isinstance(sources, (str, Path)) or _is_layers(sources) or _is_raster(sources):
         sources = [sources]
-    results = [r for s in sources for r in measure(s, tiles=tiles, tile_size=tile_size, sheds=sheds)]
+    results = [r for s in sources for r in measure(s, tiles=tiles, tile_size=tile_size, sheds=sheds, network=network)]
     return results_table(results)

@@ -65,6 +65,12 @@ TARGETS: dict[str, Target] = {
                "junctions of three or more streets per km2 (merged within 10 m)", searchable=True),
         Target("orientation_entropy", "nats", math.log(36), (0.0, math.log(36)), "streets",
                "Shannon entropy of street bearings in 36 bins (grid: low; organic: high)"),
+        Target("orientation_order", "0-1", 1.0, (0.0, 1.0), "streets",
+               "Boeing's orientation order phi = 1 - ((H - ln 4) / (ln 36 - ln 4))^2 (grid: 1; organic: 0)"),
+        Target("four_way_share", "share", 1.0, (0.0, 1.0), "streets",
+               "share of junctions (3+ streets, merged within 10 m) with four or more streets (Pattern 50)"),
+        Target("path_share", "share", 1.0, (0.0, 1.0), "streets",
+               "share of the area that is footway, cycleway, path or pedestrian street (micromobility)"),
     )
 }  # fmt: skip
 

@@ -2,7 +2,9 @@
 
 Network distances come from ``scipy.sparse.csgraph.dijkstra`` over a sparse node-edge matrix with a
 distance ``limit``, in chunks of source nodes (bounded memory), rather than a Python loop of NetworkX
-Dijkstra calls. The same functions serve the vector graph and the street graph recovered from a raster.
+Dijkstra calls; pedestrian sheds, one bounded search from every node, use the compiled kernels of
+:mod:`citygen.metrics.sheds` (checked against the scipy path). The same functions serve the vector graph and
+the street graph recovered from a raster.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import numpy as np
 import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
-from scipy.spatial import ConvexHull, QhullError, cKDTree
+from scipy.spatial import cKDTree
 
 from citygen.metrics._common import MetricSet, hill_numbers, normalized_entropy
+from citygen.metrics.sheds import bounded_dijkstra, shed_figures
 from citygen.metrics.skeleton import edges_to_csr
 
 SHED_RADII_M: tuple[float, ...] = (400.0, 800.0)
@@ -124,16 +127,6 @@ def limited_distances(
         yield idx, local, dijkstra(sub, directed=True, indices=pos[idx], limit=limit_m)
 
 
-def hull_area(points: np.ndarray) -> float:
-    """Area of the convex hull of 2-D points (0 for fewer than 3 or collinear points)."""
-    if len(points) < 3:
-        return 0.0
-    try:
-        return float(ConvexHull(points).volume)  # in 2-D, qhull's "volume" is the area
-    except QhullError:
-        return 0.0
-
-
 def pedestrian_sheds(
     *,
     edges: np.ndarray,
@@ -141,39 +134,21 @@ def pedestrian_sheds(
     node_xy: np.ndarray,
     radii_m: Sequence[float] = SHED_RADII_M,
     sources: np.ndarray | None = None,
-    chunk: int = CHUNK,
 ) -> dict[float, dict[str, np.ndarray]]:
     """Pedestrian sheds of every node (or of ``sources``).
 
     For each radius: ``length_m`` is the street length reachable within the radius (edges partly
     reachable count with their reachable part), ``area_m2`` the convex hull of the reachable nodes,
-    and ``ratio`` that area over the circle of the radius (the ped-shed ratio).
+    and ``ratio`` that area over the circle of the radius (the ped-shed ratio). Compiled kernels
+    (:mod:`citygen.metrics.sheds`): one bounded search per source to the largest radius.
     """
     n = len(node_xy)
-    adj = edges_to_csr(edges, length_m, n)
     src = np.arange(n) if sources is None else np.asarray(sources)
-    row_of = np.full(n, -1)
-    row_of[src] = np.arange(len(src))
-    rmax = float(max(radii_m))
-    out = {r: {k: np.zeros(len(src)) for k in ("length_m", "area_m2", "ratio")} for r in radii_m}
-    for idx, local, dist in limited_distances(adjacency=adj, node_xy=node_xy, limit_m=rmax, sources=src, chunk=chunk):
-        rows_out = row_of[idx]
-        pos = np.full(n, -1)
-        pos[local] = np.arange(len(local))
-        # Edges with an end in the local set; the other end (if outside) is out of reach.
-        pu, pv = pos[edges[:, 0]], pos[edges[:, 1]]
-        sel = (pu >= 0) | (pv >= 0)
-        pu, pv, ln = pu[sel], pv[sel], length_m[sel]
-        padded = np.concatenate([dist, np.full((len(idx), 1), np.inf)], axis=1)
-        du, dv = padded[:, pu], padded[:, pv]  # index -1 reads the inf column
-        loops = pu == pv
-        for r in radii_m:
-            reach = np.minimum(ln, np.maximum(r - du, 0.0) + np.maximum(r - dv, 0.0))
-            reach[:, loops] = np.where(du[:, loops] <= r, ln[loops], 0.0)
-            out[r]["length_m"][rows_out] = reach.sum(axis=1)
-            area = np.array([hull_area(node_xy[local[row <= r]]) for row in dist])
-            out[r]["area_m2"][rows_out] = area
-            out[r]["ratio"][rows_out] = area / (math.pi * r * r)
+    reach = bounded_dijkstra(edges_to_csr(edges, length_m, n), src, float(max(radii_m)))
+    out: dict[float, dict[str, np.ndarray]] = {}
+    for r in radii_m:
+        length, area = shed_figures(reach=reach, edges=edges, length_m=length_m, node_xy=node_xy, radius_m=r)
+        out[r] = {"length_m": length, "area_m2": area, "ratio": area / (math.pi * r * r)}
     return out
 
 

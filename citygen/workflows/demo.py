@@ -10,18 +10,15 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from citygen.core import OSM_ATTRIBUTION, settings
+from citygen.workflows.demo_report import demo_report, fmt_value
 from citygen.workflows.results import (
     AutoencoderEvaluation,
-    CompareReport,
     Evaluation,
-    GenerateReport,
     Pix2PixEvaluation,
     write_json,
 )
@@ -32,6 +29,8 @@ TARGET_SWEEP: dict[str, dict[str, float]] = {
     "mid_density": {"building_coverage": 0.25, "intersection_density_km2": 80.0, "green_share": 0.10},
     "high_density": {"building_coverage": 0.40, "intersection_density_km2": 120.0, "green_share": 0.05},
 }
+# the sample cities with complete buildings, streets and green (configs/experiments/pix2pix_demo.yaml)
+PIX2PIX_DEMO_CITIES = ["helsinki_center", "kotka_karhula", "nyc_west_village", "piedmont", "monaco"]
 
 
 def preview(
@@ -110,7 +109,7 @@ def run_demo(
     timings: dict[str, float] = {}
 
     def step(name: str, message: str) -> float:
-        print(f"\n[{len(timings) + 1}/7] {message}", flush=True)
+        print(f"\n[{len(timings) + 1}/8] {message}", flush=True)
         timings[name] = 0.0
         return time.perf_counter()
 
@@ -148,9 +147,19 @@ def run_demo(
         for i, (name, targets) in enumerate(TARGET_SWEEP.items())
     }
     timings["generate"] = time.perf_counter() - start
+    start = step("generate_pretrained", "generating the same with the shipped two-stage weights ...")
+    # scored against the demo dataset's real test tiles of the cities the demo pix2pix trains on
+    reference, n = (data, PIX2PIX_DEMO_CITIES), 4 if quick else 8
+    pretrained = {
+        name: generate("pretrained", targets, out / "generate_pretrained" / name, n=n, seed=i, reference=reference)
+        for i, (name, targets) in enumerate(TARGET_SWEEP.items())
+    }
+    timings["generate_pretrained"] = time.perf_counter() - start
 
-    print(f"\n[7/7] writing the report to {out}/ ...", flush=True)
-    report = demo_report(data, out, picture, ae_ckpt, p2p_ckpt, ae_eval, p2p_eval, comparison, generated, timings)
+    print(f"\n[8/8] writing the report to {out}/ ...", flush=True)
+    report = demo_report(
+        data, out, picture, ae_ckpt, p2p_ckpt, ae_eval, p2p_eval, comparison, generated, timings, pretrained
+    )
     print(
         f"\nDone in {sum(timings.values()) / 60:.1f} min. Look at:\n"
         f"  {out}/report.md            the summary (figures linked)\n"
@@ -159,203 +168,9 @@ def run_demo(
         f"  {out}/generate/            candidate GeoTIFFs, GeoJSON, contact sheets, pattern cards\n"
         f"  {out}/runs/                checkpoints and training logs\n"
         f"  {data}/                    rasters, tiles.parquet, manifest.json\n"
-        f"Probe accuracy Houston vs Copenhagen: {_fmt(report['probe_accuracy'].get('houston_vs_copenhagen'))} "
-        f"(block CV {_fmt(report['probe_cv_accuracy'].get('houston_vs_copenhagen'))}), all cities: "
-        f"{_fmt(report['probe_accuracy'].get('all_cities'))} (block CV "
-        f"{_fmt(report['probe_cv_accuracy'].get('all_cities'))}). Map data {OSM_ATTRIBUTION}."
+        f"Probe accuracy Houston vs Copenhagen: {fmt_value(report['probe_accuracy'].get('houston_vs_copenhagen'))} "
+        f"(block CV {fmt_value(report['probe_cv_accuracy'].get('houston_vs_copenhagen'))}), all cities: "
+        f"{fmt_value(report['probe_accuracy'].get('all_cities'))} (block CV "
+        f"{fmt_value(report['probe_cv_accuracy'].get('all_cities'))}). Map data {OSM_ATTRIBUTION}."
     )
     return 0
-
-
-def conditioning_summary(p2p_eval: Pix2PixEvaluation) -> dict[str, dict[str, Any]]:
-    """Per target: MAPE / Spearman / MAE over all candidates and (``best``) of the top-ranked candidate."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, fit in p2p_eval.conditioning.items():
-        out[name] = {"mape": fit.mape, "spearman": fit.spearman, "mae": fit.mae}
-        if name in p2p_eval.generator_alone:  # the generator alone, without the street search
-            alone = p2p_eval.generator_alone[name]
-            out[name]["no_search"] = {"mape": alone.mape, "spearman": alone.spearman}
-        best = p2p_eval.best_candidate[name]
-        out[name]["best"] = {
-            "candidates": p2p_eval.candidates,
-            "mape": best.mape,
-            "spearman": best.spearman,
-            "mae": best.mae,
-        }
-    return out
-
-
-REALISM_ROWS = (
-    ("frechet_ratio", "Fréchet ratio of morphology statistics (1: two halves of the real test tiles)"),
-    ("c2st_accuracy", "C2ST accuracy on the statistics (0.5: indistinguishable)"),
-    ("pixel_c2st_accuracy", "C2ST accuracy on pixels (small CNN)"),
-    ("precision", "precision (Naeem et al. 2020)"),
-    ("recall", "recall"),
-    ("checkerboard_median", "checkerboard score, median (~1 real)"),
-    ("copies", "share copying a training crop (street IoU > 0.8)"),
-    ("diversity_ratio", "diversity ratio (candidates / real tiles of similar targets)"),
-)
-
-
-def realism_lines(p2p_eval: Pix2PixEvaluation) -> list[str]:
-    """The realism table of report.md: every set against the real test tiles, baselines first."""
-    names = list(p2p_eval.realism)
-    lines = [
-        "",
-        "## Realism (pix2pix, layouts as delivered: bands thresholded at 0.5)",
-        "",
-        "Every set is scored against the real test tiles. Baselines: held-out real (validation crops, as if they "
-        "were candidates) and retrieval (the training crop nearest each request). The generator alone is the "
-        "primary figure; street-searched layouts are post-processed.",
-        "",
-        "| figure | " + " | ".join(names) + " |",
-        "|---" * (len(names) + 1) + "|",
-    ]
-    for key, label in REALISM_ROWS:
-        lines.append(f"| {label} | " + " | ".join(_fmt(getattr(p2p_eval.realism[n], key)) for n in names) + " |")
-    if p2p_eval.retrieval:
-        fits = ", ".join(f"{k} {_fmt(v.mape)}" for k, v in p2p_eval.retrieval.items())
-        lines += ["", f"Retrieval baseline conditioning MAPE (delivered): {fits}."]
-    return lines
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
-
-
-def demo_report(
-    data: Path,
-    out: Path,
-    picture: Path,
-    ae_ckpt: Path,
-    p2p_ckpt: Path,
-    ae_eval: AutoencoderEvaluation,
-    p2p_eval: Pix2PixEvaluation,
-    comparison: CompareReport,
-    generated: dict[str, GenerateReport],
-    timings: dict[str, float],
-) -> dict[str, Any]:
-    from citygen.data.geotiff import atomic_path
-
-    conditioning = conditioning_summary(p2p_eval)
-    report: dict[str, Any] = {
-        "data": str(data),
-        "checkpoints": {"autoencoder": str(ae_ckpt), "pix2pix": str(p2p_ckpt)},
-        "probe_accuracy": comparison["probe_accuracy"],
-        "probe_cv_accuracy": comparison.get("probe_cv_accuracy", {}),
-        "probes": comparison["probes"],
-        "probes_metrics_baseline": comparison.get("probes_metrics_baseline", {}),
-        "reconstruction": {
-            **{f"iou_{k}": v for k, v in ae_eval.iou.items()},
-            **{f"f1_{k}": v for k, v in ae_eval.f1.items()},
-            "recon_loss": ae_eval.recon_loss,
-        },
-        "reconstruction_metrics": {
-            f"{k}_{stat}": getattr(fit, stat)
-            for k, fit in ae_eval.urban_metrics.items()
-            for stat in ("rel_error", "spearman")
-        },
-        "conditioning_error": conditioning,
-        "band_overlap": {
-            **{f"overlap_{k}": v for k, v in p2p_eval.overlap.items()},
-            **{f"real_overlap_{k}": v for k, v in p2p_eval.real_overlap.items()},
-        },
-        # layouts as delivered against the real test tiles, beside the held-out real and retrieval baselines
-        "realism": p2p_eval.realism,
-        "retrieval_conditioning": p2p_eval.retrieval,
-        "generation": {
-            name: {"targets": r["targets"], "best": r["candidates"][0]["targets"], "diversity": r["diversity"]}
-            for name, r in generated.items()
-        },
-        "metric_r2": comparison["metric_r2"],
-        "timings_s": timings,
-        "attribution": OSM_ATTRIBUTION,
-    }
-    write_json(out / "report.json", report)
-    from citygen.workflows.probes import probe_table
-
-    lines = ["# citygen demo report", "", f"Dataset: `{data}`. ![sample tiles]({Path(picture).name})", ""]
-    lines += [
-        "## City identity from the autoencoder's latent space",
-        "",
-        "Linear probes: trained on the train split and scored on the spatially held-out test split, and scored",
-        "by 5-fold cross-validation over 1 km blocks (every tile predicted once; the less noisy figure); 95 %",
-        "intervals in brackets. Houston vs Copenhagen compares drive networks with drive networks. Baseline rows:",
-        "the same probes on each tile's urban metrics instead of its latent vector.",
-        "",
-    ]
-    baseline = {f"{name} (urban-metrics baseline)": p for name, p in report["probes_metrics_baseline"].items()}
-    lines += probe_table({**comparison["probes"], **baseline})
-    lines += ["", "![tiles](compare/tiles_pca.png) ![neighbours](compare/nearest_neighbours.png)", ""]
-    lines += ["## Reconstruction (test split)", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in report["reconstruction"].items()]
-    lines += [
-        "",
-        "## Conditioning (pix2pix, test-split targets, layouts as delivered)",
-        "",
-        f"The measured targets of {p2p_eval.crops} test crops of the cities the model was trained",
-        f"on are requested, {p2p_eval.candidates} candidates each: every candidate, and the "
-        "candidate `citygen generate`",
-        "ranks first among those made for one target. Achieved values are measured on the delivered layout "
-        "(bands thresholded at 0.5, as the GeoJSON export draws them).",
-        "",
-        "| target | MAPE | Spearman | MAE | best-candidate MAPE | best-candidate Spearman |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {k} | {_fmt(v['mape'])} | {_fmt(v['spearman'])} | {_fmt(v['mae'])} | "
-        f"{_fmt(v.get('best', {}).get('mape'))} | {_fmt(v.get('best', {}).get('spearman'))} |"
-        for k, v in conditioning.items()
-    ]
-    overlaps = [
-        f"{k.removeprefix('overlap_').replace('_', '-')} {_fmt(v)} (real {_fmt(report['band_overlap'].get('real_' + k))})"
-        for k, v in report["band_overlap"].items()
-        if k.startswith("overlap_")
-    ]
-    if overlaps:  # a share can be met by painting one band under another
-        lines += ["", "Share of the area two bands cover at once: " + ", ".join(overlaps) + "."]
-    alone = [
-        f"{k} MAPE {_fmt(v['no_search']['mape'])} (Spearman {_fmt(v['no_search']['spearman'])})"
-        for k, v in conditioning.items()
-        if "no_search" in v
-    ]
-    if alone:
-        lines += [
-            "",
-            "The street threshold of each candidate is searched to meet street-graph targets "
-            "(`street_search`); the generator's own streets, before the search: " + ", ".join(alone) + ".",
-        ]
-    if p2p_eval.realism:
-        lines += realism_lines(p2p_eval)
-    lines += ["", "## Generated layouts", ""]
-    first = next(iter(generated.values()), None)
-    if first and first.get("size_px"):  # densities of counted things come in steps on a small canvas
-        side_m = first["size_px"] * first["resolution_m"]
-        lines += [
-            f"Each candidate is {first['size_px']} px at {first['resolution_m']:g} m per pixel ({side_m:g} m "
-            f"across): one intersection there is {1e6 / side_m**2:.1f} per km2, so achieved intersection "
-            "densities come in steps of that size.",
-            "",
-        ]
-    for name, r in generated.items():
-        wanted = ", ".join(f"{k}={v:g}" for k, v in r["targets"].items())
-        achieved = ", ".join(f"{k}={v['achieved']:.3g}" for k, v in r["candidates"][0]["targets"].items())
-        lines += [
-            f"### {name}: {wanted}",
-            "",
-            f"Best candidate: {achieved}.",
-            "",
-            f"![{name}](generate/{name}/contact_sheet.png)",
-            "",
-        ]
-    lines += [
-        "## Time per step (s)",
-        "",
-        *[f"- {k}: {v:.0f}" for k, v in timings.items()],
-        "",
-        f"Map data {OSM_ATTRIBUTION}.",
-        "",
-    ]
-    with atomic_path(out / "report.md") as tmp:
-        tmp.write_text("\n".join(lines))
-    return report

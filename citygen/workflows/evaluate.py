@@ -27,6 +27,7 @@ from scipy.stats import spearmanr, wasserstein_distance
 from torch.utils.data import DataLoader, Subset
 from torchmetrics.classification import BinaryF1Score, BinaryJaccardIndex
 
+from citygen.core.bands import band
 from citygen.core.errors import CheckpointError, ConfigError, SourceError
 from citygen.data.dataset import collate_tiles
 from citygen.learn.datamodule import CityTileDataModule
@@ -274,6 +275,13 @@ def evaluate_pix2pix(
         pair = f"{task.output_bands[a]}_{task.output_bands[b]}"
         result.overlap[pair] = float((g[:, :, a] * g[:, :, b]).mean())
         result.real_overlap[pair] = float((rr[:, a] * rr[:, b]).mean())
+    if task.input_bands:
+        for j, name in enumerate(task.output_bands):
+            if band(name).unit == "fraction":
+                ga, ra = g[:, 0, j] >= 0.5, (rr[:, j] >= 0.5) & generated.masks
+                ga &= generated.masks
+                union = int((ga | ra).sum())
+                result.iou_vs_real[name] = float((ga & ra).sum() / union) if union else math.nan
     gen0 = [achieved[i * candidates] for i in range(n)]
     for key in sorted({*URBAN, *names}):
         real_v = np.array([m.get(key, math.nan) for m in real_m])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -147,5 +149,47 @@ def realism_figure(reference: Any, sets: Mapping[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return path
+
+
+def contact_sheet(
+    layouts: np.ndarray, bands: list[str], candidates: list[Any], targets: dict[str, float], path: Path
+) -> Path:
+    """Candidates side by side, as delivered (coverage bands thresholded at 0.5, as the GeoJSON draws them), with
+    their achieved targets (``candidates``: generate's ``Candidate`` records)."""
+    plt = _plt()
+
+    from citygen.data.dataset import composite
+    from citygen.metrics.morphology import delivered
+
+    layouts = np.stack(
+        [np.stack(list(delivered(dict(zip(bands, layout, strict=True))).values())) for layout in layouts]
+    )
+
+    columns = min(4, len(layouts))
+    rows = math.ceil(len(layouts) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 4.0 * rows), squeeze=False, layout="constrained")
+    for ax, layout, candidate in zip(axes.ravel(), layouts, candidates, strict=False):
+        ax.imshow(composite(layout, bands))
+        text = "\n".join(f"{name}: {candidate.achieved[name]:.3g}" for name in targets)
+        ax.set_title(f"candidate {candidate.index} (error {candidate.error:.0%})\n{text}", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    wanted = ", ".join(f"{k}={v:g}" for k, v in targets.items())
+    title = textwrap.fill(f"Generated layouts for {wanted} (as delivered: bands at 0.5)", width=40 * columns)
+    fig.suptitle(title, fontsize=10)
+    from matplotlib.patches import Patch
+
+    from citygen.core.viz import COLORS
+
+    legend = [Patch(color=COLORS[b], label=b) for b in COLORS if b in bands]
+    if legend:
+        fig.legend(handles=legend, loc="lower left", ncol=len(legend), fontsize=7, frameon=False)
+    fig.text(0.99, 0.005, f"Trained on map data {OSM_ATTRIBUTION}", ha="right", fontsize=6, color="0.4")
+    from citygen.data.geotiff import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path

@@ -6,12 +6,18 @@ the raster as lines, buildings as polygons) and a report of requested vs achieve
 metric suite. Candidates are ranked by their mean absolute relative error over the targets
 (:func:`citygen.metrics.targets.rank_candidates`, as ``citygen evaluate`` picks its best candidate; an
 unmeasurable target counts as 100 % off).
+
+Models chain: ``--ckpt pretrained`` (the shipped two stages, :mod:`citygen.weights`) or ``--ckpt A --then B``
+draws streets with stage 1 from the targets, then buildings and green with stage 2 on those streets, as
+delivered (thresholded at 0.5). ``--streets FILE`` gives stage 2 a real street network instead of stage 1's.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,13 +36,21 @@ from citygen.core.errors import ConfigError, SourceError
 from citygen.data.geotiff import RasterData, atomic_path, read_raster, write_raster
 from citygen.data.sources import utm_crs_for
 from citygen.metrics.morphology import delivered
-from citygen.metrics.targets import mean_relative_error, measure_targets, rank_candidates, relative_error
-from citygen.workflows.checkpoints import load_task
+from citygen.metrics.targets import (
+    get_target,
+    mean_relative_error,
+    measure_targets,
+    rank_candidates,
+    relative_error,
+)
+from citygen.workflows.chain import ChainedTask
+from citygen.workflows.checkpoints import TrainedTask, load_stages, ranges_of
+from citygen.workflows.figures import contact_sheet
 from citygen.workflows.results import GenerateReport, write_json
 
 log = logging.getLogger(__name__)
 DEFAULT_AT = (12.5683, 55.6761)  # lon, lat: Copenhagen City Hall Square
-RANGE_QUANTILES = (0.01, 0.99)  # the "range seen in training": 1st to 99th percentile of training crops
+NEAREST_CROPS = 32  # a target not given takes the median of the training crops nearest the given ones
 
 
 @dataclass
@@ -61,35 +75,38 @@ def parse_targets(items: list[str]) -> dict[str, float]:
     return targets
 
 
-def training_ranges(root: Path | None, names: list[str], cell_size: int) -> dict[str, tuple[float, float]]:
-    """The 1st-99th percentile of each target over the training crops (empty when the cache is missing)."""
-    if root is None or not (root / "tile_targets.parquet").is_file() or not (root / "tiles.parquet").is_file():
-        return {}
-    cache = pd.read_parquet(root / "tile_targets.parquet")
-    tiles = pd.read_parquet(root / "tiles.parquet", columns=["tile_id", "split"])
-    train = cache[
-        (cache["cell_size"] == cell_size) & cache["tile_id"].isin(tiles.loc[tiles["split"] == "train", "tile_id"])
-    ]
-    ranges = {}
-    for name in names:
-        if name in train and train[name].notna().sum() >= 10:
-            low, high = train[name].quantile(list(RANGE_QUANTILES))
-            ranges[name] = (float(low), float(high))
-    return ranges
+def fill_targets(targets: dict[str, float], names: list[str], crops: pd.DataFrame) -> dict[str, float]:
+    """``targets`` plus every one of ``names`` not given: the median over the training crops nearest the given
+    targets (distances in units of each target's scale), so a filled value goes with the given ones."""
+    missing = [name for name in names if name not in targets]
+    if not missing:
+        return targets
+    absent = [name for name in missing if name not in crops or crops[name].notna().sum() == 0]
+    if absent:
+        raise ConfigError(f"target {absent[0]} is needed by this model", f"add --target {absent[0]}=VALUE")
+    given = [name for name in targets if name in crops]
+    rows = crops.dropna(subset=[*given, *missing])
+    if given and len(rows):
+        scale = np.array([get_target(g).scale for g in given])
+        wanted = np.array([targets[g] for g in given])
+        distance = np.abs((rows[given].to_numpy() - wanted) / scale).sum(axis=1)
+        rows = rows.iloc[np.argsort(distance)[:NEAREST_CROPS]]
+    filled = dict(targets)
+    for name in missing:
+        filled[name] = float(rows[name].median())
+        log.warning(
+            "no --target %s given: using %.4g, as in the training crops nearest the given targets", name, filled[name]
+        )
+    return filled
 
 
 def check_targets(
     targets: dict[str, float], conditions: list[str], ranges: dict[str, tuple[float, float]], *, strict: bool
 ) -> dict[str, float]:
+    """Refuse unknown targets and (``strict``) targets outside the training range, printing its exact limits."""
     unknown = [name for name in targets if name not in conditions]
     if unknown:
         raise ConfigError(f"unknown target(s) {unknown}", f"this model is conditioned on: {', '.join(conditions)}")
-    missing = [name for name in conditions if name not in targets]
-    for name in missing:  # a condition not given: the middle of its training range
-        if name not in ranges:
-            raise ConfigError(f"target {name} is needed by this model", f"add --target {name}=VALUE")
-        targets[name] = float(np.mean(ranges[name]))
-        log.warning("no --target %s given: using %.3f, the middle of its training range", name, targets[name])
     for name, value in targets.items():
         if name in ranges and not ranges[name][0] <= value <= ranges[name][1]:
             low, high = ranges[name]
@@ -98,6 +115,58 @@ def check_targets(
                 raise ConfigError(message, "choose a value inside the range, or pass --allow-extrapolation")
             log.warning("%s; the model extrapolates", message)
     return targets
+
+
+def chain(stages: list[TrainedTask], streets: Path | None) -> list[TrainedTask]:
+    """The stages to run: stage 2 alone when ``--streets`` gives it a real street network; checks that each
+    stage's input bands come from the one before or from ``--streets``."""
+    if streets is not None:
+        takes = [i for i, s in enumerate(stages) if s.task.input_bands]
+        if not takes:
+            raise ConfigError(
+                "--streets was given, but this model draws layouts from targets alone and takes no input bands",
+                "drop --streets, or pass a streets-to-buildings checkpoint (configs/experiments/pix2pix_streets_demo.yaml)",
+            )
+        stages = stages[takes[0] :]
+    elif stages[0].task.input_bands:
+        raise ConfigError(
+            f"this model draws on {stages[0].task.input_bands} of a real place",
+            "pass --streets FILE.tif (a GeoTIFF built by citygen)",
+        )
+    for before, after in itertools.pairwise(stages):
+        twice = [b for b in after.task.output_bands if b in before.task.output_bands]
+        if twice:
+            raise ConfigError(
+                f"{after.path.name} draws {twice}, which {before.path.name} draws already",
+                "chain a stage that draws streets with one that dresses them (configs/experiments/pix2pix_stage*.yaml)",
+            )
+        lacking = [b for b in after.task.input_bands if b not in before.task.output_bands]
+        if lacking:
+            raise ConfigError(
+                f"stage {after.path.name} needs {lacking}, which {before.path.name} does not draw",
+                "chain a stage that draws them, or pass --streets FILE.tif",
+            )
+    return stages
+
+
+def draw_layouts(
+    stages: list[TrainedTask],
+    targets: dict[str, float],
+    inputs: torch.Tensor | None,
+    *,
+    n: int,
+    seed: int,
+    size: int,
+    resolution: float,
+) -> tuple[np.ndarray, list[str]]:
+    """``[n, C, H, W]`` candidates and their band names: every stage's output bands, then ``inputs``' bands."""
+    task = ChainedTask([s.task for s in stages])
+    t = torch.tensor([[targets[c] for c in task.conditions]], dtype=torch.float32) if task.conditions else None
+    out = task.generate(t, inputs, size=size, num_candidates=n, seed=seed, resolution_m=resolution)[0].numpy()
+    if inputs is None:
+        return out, list(task.output_bands)
+    given = np.repeat(inputs.numpy(), n, axis=0)
+    return np.concatenate([out, given], axis=1), [*task.output_bands, *task.input_bands]
 
 
 def placement(at: tuple[float, float] | None, size: int, resolution: float) -> tuple[CRS, Affine]:
@@ -147,6 +216,7 @@ def generate(
     targets: dict[str, float],
     out: str | Path,
     *,
+    then: str | Path | None = None,
     n: int = 8,
     seed: int = 0,
     at: tuple[float, float] | None = None,
@@ -154,44 +224,43 @@ def generate(
     strict: bool = False,
     street_search: bool | None = None,
     realism: bool = True,
+    reference: tuple[Path, Sequence[str] | None] | None = None,
 ) -> GenerateReport:
     """Write n candidates, their vector exports, a contact sheet, a pattern card and report.json.
 
-    ``street_search`` overrides the model's own setting (None keeps it); turning it off is about 5-10x
-    faster on the CPU but leaves intersection density to the generator alone (benchmarks/RESULTS.md).
-    Achieved targets are measured on the delivered layout (coverage bands thresholded at 0.5, as the GeoJSON
-    draws them). ``realism``: also score the candidates against the real test tiles of the training dataset,
-    beside the held-out real baseline (about a minute the first time in a process).
+    ``ckpt``: a pix2pix checkpoint or export, or ``pretrained`` (the shipped two stages); ``then``: a second
+    stage drawn on the first one's streets. ``street_search`` overrides the models' own setting (None keeps it);
+    turning it off is about 5-10x faster on the CPU but leaves intersection density to the generator alone
+    (benchmarks/RESULTS.md). Achieved targets are measured on the delivered layout (coverage bands thresholded
+    at 0.5, as the GeoJSON draws them). ``realism``: also score the candidates against the real test tiles of
+    the training dataset, beside the held-out real baseline (about a minute the first time in a process);
+    ``reference``: (dataset, cities) to score against instead, e.g. when the training dataset is not at hand.
     """
     from citygen.metrics.card import draw_card
     from citygen.metrics.suite import measure
 
-    trained = load_task(ckpt, expected="Pix2PixTask")
-    task, root = trained.task, trained.data_root
-    if street_search is not None:
-        task.street_search = street_search
-    size = int(task.meta["input_size"])
-    conditions = list(task.conditions)
-    resolution = _training_resolution(root)
-    ranges = training_ranges(root, conditions, size)
+    stages = chain(load_stages(ckpt, then), Path(streets) if streets is not None else None)
+    for stage in stages:
+        if street_search is not None:
+            stage.task.street_search = street_search
+    size = int(stages[0].meta["input_size"])
+    resolution = stages[0].resolution_m()
+    ranges: dict[str, tuple[float, float]] = {}
+    conditions: list[str] = []
+    full = dict(targets)  # the requested targets and, for every condition not given, a value filled in
+    for stage in stages:
+        crops = stage.training_crops()
+        ranges |= ranges_of(crops)
+        given = {k: v for k, v in full.items() if k in stage.task.conditions}
+        full |= fill_targets(given, list(stage.task.conditions), crops)
+        conditions += [c for c in stage.task.conditions if c not in conditions]
     targets = check_targets(dict(targets), conditions, ranges, strict=strict)
     inputs, crs, transform = None, None, None
-    if streets is not None and not task.input_bands:
-        raise ConfigError(
-            "--streets was given, but this model draws layouts from targets alone and takes no input bands",
-            "drop --streets, or pass a streets-to-buildings checkpoint (configs/experiments/pix2pix_streets_demo.yaml)",
-        )
-    if task.input_bands:
-        if streets is None:
-            raise ConfigError(
-                f"this model draws on {task.input_bands} of a real place",
-                "pass --streets FILE.tif (a GeoTIFF built by citygen)",
-            )
-        inputs, crs, transform, resolution = _input_window(Path(streets), list(task.input_bands), size)
+    if streets is not None:
+        inputs, crs, transform, resolution = _input_window(Path(streets), list(stages[0].task.input_bands), size)
     if crs is None or transform is None:
         crs, transform = placement(at, size, resolution)
-    t = torch.tensor([[targets[c] for c in conditions]], dtype=torch.float32) if conditions else None
-    layouts = task.generate(t, inputs, size=size, num_candidates=n, seed=seed, resolution_m=resolution)[0].numpy()
+    layouts, band_names = draw_layouts(stages, full, inputs, n=n, seed=seed, size=size, resolution=resolution)
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -199,27 +268,20 @@ def generate(
         raise ConfigError(
             f"cannot create the output folder {out}: {exc.strerror}", "choose a folder you can write to"
         ) from exc
+    source = " -> ".join(str(s.path) for s in stages)
     candidates: list[Candidate] = []
     for k, layout in enumerate(layouts):
-        bands = {name: layout[i] for i, name in enumerate(task.output_bands)}
-        if inputs is not None:
-            bands.update({name: inputs[0, i].numpy() for i, name in enumerate(task.input_bands)})
+        bands = {name: layout[i] for i, name in enumerate(band_names)}
         bands["valid"] = np.ones((size, size), np.float32)
         present = {name: name in bands for name in BAND_NAMES}
-        path = write_raster(
-            out / f"candidate_{k}.tif",
-            bands,
-            crs=crs,
-            transform=transform,
-            present=present,
-            tags={
-                "generated_by": str(ckpt),
-                "targets": targets,
-                "seed": seed,
-                "candidate": k,
-                "attribution": OSM_ATTRIBUTION,
-            },
-        )
+        tags = {
+            "generated_by": source,
+            "targets": full,
+            "seed": seed,
+            "candidate": k,
+            "attribution": OSM_ATTRIBUTION,
+        }
+        path = write_raster(out / f"candidate_{k}.tif", bands, crs=crs, transform=transform, present=present, tags=tags)
         vectors = vector_layers(bands, transform, crs, resolution)
         with atomic_path(out / f"candidate_{k}.geojson") as tmp:
             vectors.to_file(tmp, driver="GeoJSON")
@@ -229,24 +291,24 @@ def generate(
             Candidate(
                 k,
                 path,
-                {name: float(achieved.get(name, math.nan)) for name in targets},
-                mean_relative_error(achieved, targets)[0],  # an unmeasurable target counts as 100 % off
+                {name: float(achieved.get(name, math.nan)) for name in full},
+                # over the requested targets only; an unmeasurable target counts as 100 % off
+                mean_relative_error(achieved, targets)[0],
                 result.record()["patterns"],
             )
         )
     ranked = [candidates[i] for i in rank_candidates([c.achieved for c in candidates], targets)]
     card = draw_card(measure(read_raster(ranked[0].path), sheds=False)[0], out / "pattern_card.png")
-    shown, shown_bands = layouts, list(task.output_bands)
-    if inputs is not None:  # streets-to-buildings: draw the given streets with each candidate's output
-        shown = np.concatenate([layouts, np.repeat(inputs.numpy(), len(layouts), axis=0)], axis=1)
-        shown_bands += list(task.input_bands)
-    sheet = contact_sheet(shown, shown_bands, candidates, targets, out / "contact_sheet.png")
+    sheet = contact_sheet(layouts, band_names, candidates, full, out / "contact_sheet.png")
     report: GenerateReport = {
-        "checkpoint": str(ckpt),
+        "checkpoint": source,
+        "stages": [str(s.path) for s in stages],
         "targets": targets,
+        # conditions not requested: the median of the training crops nearest the requested targets (not ranked on)
+        "filled_targets": {k: v for k, v in full.items() if k not in targets},
         "training_ranges": {k: list(v) for k, v in ranges.items()},
         # street-graph targets met by a search of each candidate's street threshold (Pix2PixTask.street_search)
-        "street_search": task.street_search,
+        "street_search": any(s.task.street_search for s in stages),
         "crs": crs.to_string(),
         "transform": list(transform)[:6],
         "resolution_m": resolution,
@@ -259,11 +321,12 @@ def generate(
                 "vectors": f"candidate_{c.index}.geojson",
                 "targets": {
                     name: {
-                        "requested": targets[name],
+                        "requested": full[name],
                         "achieved": c.achieved[name],
-                        "relative_error": abs(relative_error(name, c.achieved[name], targets[name])),
+                        "relative_error": abs(relative_error(name, c.achieved[name], full[name])),
+                        "filled": name not in targets,
                     }
-                    for name in targets
+                    for name in full
                 },
                 "mean_relative_error": c.error,
                 "patterns": c.patterns,
@@ -278,21 +341,21 @@ def generate(
         "realism": {},
         "attribution": OSM_ATTRIBUTION,
     }
-    if realism and root is not None:
+    last = stages[-1]  # the real tiles that carry every band drawn: the last stage's training places
+    if reference is None and last.data_root is not None:
+        reference = (last.data_root, last.data.get("cities") or None)
+    if realism and reference is not None:
         from citygen.workflows.realism_eval import candidates_realism
 
-        shown_layouts = (
-            layouts if inputs is None else np.concatenate([layouts, np.repeat(inputs.numpy(), n, axis=0)], 1)
-        )
         try:
             report["realism"] = candidates_realism(
-                root,
-                shown_layouts,
-                [*task.output_bands, *task.input_bands],
+                reference[0],
+                layouts,
+                band_names,
                 resolution,
                 targets,
-                cities=trained.data.get("cities") or None,
-                min_valid_fraction=float(trained.data.get("min_valid_fraction", 0.9)),
+                cities=reference[1],
+                min_valid_fraction=float(last.data.get("min_valid_fraction", 0.9)),
             )
         except (ConfigError, SourceError) as exc:  # too few real tiles to say what real looks like
             log.warning("realism not measured: %s", exc.problem)
@@ -303,13 +366,6 @@ def generate(
         if stale.name not in listed:
             stale.unlink()
     return report
-
-
-def _training_resolution(root: Path | None) -> float:
-    if root is not None and (root / "tiles.parquet").is_file():
-        tiles = pd.read_parquet(root / "tiles.parquet", columns=["minx", "maxx", "width"])
-        return float(((tiles["maxx"] - tiles["minx"]) / tiles["width"]).median())
-    return 2.0
 
 
 def _input_window(path: Path, bands: list[str], size: int) -> tuple[torch.Tensor, CRS, Affine, float]:
@@ -326,38 +382,3 @@ def _input_window(path: Path, bands: list[str], size: int) -> tuple[torch.Tensor
     raster: RasterData = read_raster(path, window=window, bands=bands)
     array = np.stack([raster.bands[b] for b in bands])[None]
     return torch.from_numpy(array), raster.crs, raster.transform, raster.resolution_m
-
-
-def contact_sheet(
-    layouts: np.ndarray, bands: list[str], candidates: list[Candidate], targets: dict[str, float], path: Path
-) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from citygen.data.dataset import composite
-
-    columns = min(4, len(layouts))
-    rows = math.ceil(len(layouts) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 4.0 * rows), squeeze=False, layout="constrained")
-    for ax, layout, candidate in zip(axes.ravel(), layouts, candidates, strict=False):
-        ax.imshow(composite(layout, bands))
-        text = "\n".join(f"{name}: {candidate.achieved[name]:.3g}" for name in targets)
-        ax.set_title(f"candidate {candidate.index} (error {candidate.error:.0%})\n{text}", fontsize=7)
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    wanted = ", ".join(f"{k}={v:g}" for k, v in targets.items())
-    fig.suptitle(f"Generated layouts for {wanted}", fontsize=10)
-    from matplotlib.patches import Patch
-
-    from citygen.core.viz import COLORS
-
-    legend = [Patch(color=COLORS[b], label=b) for b in COLORS if b in bands]
-    if legend:
-        fig.legend(handles=legend, loc="lower left", ncol=len(legend), fontsize=7, frameon=False)
-    fig.text(0.99, 0.005, f"Trained on map data {OSM_ATTRIBUTION}", ha="right", fontsize=6, color="0.4")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path

@@ -90,6 +90,9 @@ class Pix2PixEvaluation:
     overlap: dict[str, float] = field(default_factory=dict)  # area share two coverage bands cover at once
     real_overlap: dict[str, float] = field(default_factory=dict)
     w1: dict[str, float] = field(default_factory=dict)  # Wasserstein-1 / real std, generated vs real, per metric
+    # models drawing on real input bands (streets -> buildings): IoU of each delivered band of the first candidate
+    # with the real crop's, pooled over the crops (where the input fixes the place, the real layout is a reference)
+    iou_vs_real: dict[str, float] = field(default_factory=dict)
     # realism against the real test tiles: held-out real and retrieval baselines, the generator alone, and the
     # street-searched layouts labelled as post-processed (citygen.workflows.realism_eval)
     realism: dict[str, RealismScore] = field(default_factory=dict)
@@ -116,6 +119,7 @@ class TargetReport(TypedDict):
     requested: float
     achieved: float
     relative_error: float  # absolute value of citygen.metrics.targets.relative_error
+    filled: bool  # not requested: filled in from the training crops nearest the request, not ranked on
 
 
 class CandidateReport(TypedDict):
@@ -129,8 +133,10 @@ class CandidateReport(TypedDict):
 
 
 class GenerateReport(TypedDict):
-    checkpoint: str
+    checkpoint: str  # the stages' files, joined by " -> "
+    stages: list[str]
     targets: dict[str, float]
+    filled_targets: dict[str, float]
     training_ranges: dict[str, list[float]]
     street_search: bool
     crs: str

@@ -86,19 +86,30 @@ def draw_candidates(
             "street_search measures the layouts and needs their pixel size",
             "pass resolution_m (metres per pixel) to generate()",
         )
-    outs = []
-    for _ in range(n):
-        raw = task.generate_raw(cond, *seeded_noise(task.generator, cond, gen))
-        if search:
-            assert targets is not None and resolution_m is not None
-            raw = searched_street_logits(
-                raw,
-                targets,
-                mask,
-                resolution_m,
-                output_bands=task.output_bands,
-                conditions=task.conditions,
-                constrain=lambda trial, i, m: task.constrain(trial, cond[i : i + 1], m),
-            )
-        outs.append(task.constrain(raw, cond, mask))
-    return torch.stack(outs, dim=1)
+    with task.head.delivered():  # requested shares are met on the layout a user receives
+        return torch.stack([_candidate(task, cond, targets, mask, resolution_m, gen, search) for _ in range(n)], 1)
+
+
+def _candidate(
+    task: Any,
+    cond: Tensor,
+    targets: Tensor | None,
+    mask: Tensor | None,
+    resolution_m: float | Sequence[float] | None,
+    gen: torch.Generator | None,
+    search: bool,
+) -> Tensor:
+    """One candidate: a code drawn from ``gen``, the street search when on, the share constraint."""
+    raw = task.generate_raw(cond, *seeded_noise(task.generator, cond, gen))
+    if search:
+        assert targets is not None and resolution_m is not None
+        raw = searched_street_logits(
+            raw,
+            targets,
+            mask,
+            resolution_m,
+            output_bands=task.output_bands,
+            conditions=task.conditions,
+            constrain=lambda trial, i, m: task.constrain(trial, cond[i : i + 1], m),
+        )
+    return task.constrain(raw, cond, mask)

@@ -5,13 +5,16 @@ class (``exclusive``), so a pixel is street, building, green or open. Other band
 
 The share constraint: a band share (building coverage, green share) is the mean of a band over the crop, a
 monotone function of one offset added to the band's logits, so bisection finds the offset that meets the request
-exactly. The generator decides *where* buildings and green go; the constraint decides *how much*.
+exactly. The generator decides *where* buildings and green go; the constraint decides *how much*. In training
+the soft band mean meets the request; when drawing candidates (:meth:`LayoutHead.delivered`) the share of
+pixels at or above 0.5 does, so the layout a user receives (thresholded, as the GeoJSON draws it) has it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import cast
 
 import torch
@@ -21,9 +24,10 @@ from citygen.metrics.targets import share_band
 
 
 @torch.no_grad()
-def share_offset(logits: Tensor, mask: Tensor, wanted: Tensor, steps: int = 50) -> Tensor:
+def share_offset(logits: Tensor, mask: Tensor, wanted: Tensor, steps: int = 50, *, hard: bool = False) -> Tensor:
     """Per-sample offset ``d`` with ``mean(sigmoid(logits + d))`` over ``mask`` equal to ``wanted`` ``[B]``
-    (bisection on a monotone function; 0 where the target is unknown)."""
+    (bisection on a monotone function; 0 where the target is unknown). ``hard``: the share of pixels with
+    ``sigmoid(logits + d) >= 0.5`` instead (the smallest offset that reaches it)."""
     area = mask.sum(dim=(1, 2, 3)).clamp_min(1.0)
     target = wanted.clamp(1e-4, 1 - 1e-4)
     # bracket: every pixel below sigmoid(-20) at ``lo``, above sigmoid(20) at ``hi``
@@ -31,10 +35,11 @@ def share_offset(logits: Tensor, mask: Tensor, wanted: Tensor, steps: int = 50) 
     hi = -logits.amin(dim=(1, 2, 3)).float() + 20.0
     for _ in range(steps):
         mid = (lo + hi) / 2
-        share = (torch.sigmoid(logits + mid[:, None, None, None]) * mask).sum(dim=(1, 2, 3)) / area
-        low = share < target
+        shifted = logits + mid[:, None, None, None]
+        value = (shifted >= 0).to(logits.dtype) if hard else torch.sigmoid(shifted)
+        low = (value * mask).sum(dim=(1, 2, 3)) / area < target
         lo, hi = torch.where(low, mid, lo), torch.where(low, hi, mid)
-    return torch.where(torch.isfinite(wanted), (lo + hi) / 2, torch.zeros_like(lo))
+    return torch.where(torch.isfinite(wanted), hi if hard else (lo + hi) / 2, torch.zeros_like(lo))
 
 
 def exclusive_offsets(
@@ -64,6 +69,42 @@ def exclusive_offsets(
     return offsets
 
 
+@torch.no_grad()
+def deliver_exclusive(
+    out: Tensor, mask: Tensor, wanted: Tensor, frac_idx: Sequence[int], share_pairs: Sequence[tuple[int, int]]
+) -> Tensor:
+    """Band values whose delivered layout (pixels >= 0.5) gives every share-constrained band exactly its requested
+    share, for exclusive bands: per-band offsets cannot always do it (raising one band's logits lowers the others'
+    probabilities, so two bands may both stay under 0.5 where they compete). Pixels already delivered as an
+    unconstrained band (streets) keep it; each constrained band in turn takes the free pixels where its value is
+    highest; the values are clipped just above 0.5 where taken and below it elsewhere, keeping their order."""
+    below = 0.5 - 1e-3
+    out = out.clone()
+    constrained = [b for _, b in share_pairs]
+    taken = torch.zeros_like(out[:, 0], dtype=torch.bool)
+    for c in frac_idx:
+        if c not in constrained:
+            taken |= out[:, c] >= 0.5
+    inside = mask[:, 0] > 0
+    for k, b in share_pairs:
+        for i in range(out.shape[0]):
+            if not torch.isfinite(wanted[i, k]):
+                continue
+            n = round(float(wanted[i, k].clamp(0, 1)) * int(inside[i].sum()))
+            score = torch.where(inside[i] & ~taken[i], out[i, b], torch.full_like(out[i, b], -1.0)).flatten()
+            chosen = torch.zeros_like(score, dtype=torch.bool)
+            chosen[torch.topk(score, n).indices if n else []] = True
+            chosen = chosen.view_as(out[i, b]) & (score.view_as(out[i, b]) >= 0)
+            out[i, b] = torch.where(chosen, out[i, b].clamp_min(0.5), out[i, b].clamp_max(below))
+            for c in frac_idx:
+                if c != b:  # a taken pixel is this band's: the others stay under 0.5 and the sum under 1
+                    out[i, c] = torch.where(
+                        chosen, torch.minimum(out[i, c], (1 - out[i, b]).clamp_max(below)), out[i, c]
+                    )
+            taken[i] |= chosen
+    return out
+
+
 class LayoutHead:
     """Activation and share constraint of a generator's output bands.
 
@@ -87,11 +128,21 @@ class LayoutHead:
         self.frac_idx = [i for i, is_fraction in enumerate(fraction) if is_fraction]
         self.exclusive = exclusive and len(self.frac_idx) > 1
         self.share_constraint = share_constraint
+        self.hard = False  # shares of the delivered layout (pixels >= 0.5) rather than of the soft bands
         # (condition index, output band index) of every target that is the share of a generated band
         bands = {k: share_band(c) for k, c in enumerate(conditions)}
         self.share_pairs = [(k, list(output_bands).index(b)) for k, b in bands.items() if b and b in output_bands]
         # pairs of coverage bands whose common area the overlap term and `citygen evaluate` measure
         self.coverage_pairs = [(a, b) for i, a in enumerate(self.frac_idx) for b in self.frac_idx[i + 1 :]]
+
+    @contextlib.contextmanager
+    def delivered(self) -> Iterator[None]:
+        """Within the block the share constraint meets requests on the delivered layout (pixels >= 0.5)."""
+        before, self.hard = self.hard, True
+        try:
+            yield
+        finally:
+            self.hard = before
 
     @torch.no_grad()
     def set_prior(self, last_layer: torch.nn.Module, prior: float | None) -> None:
@@ -126,10 +177,11 @@ class LayoutHead:
             else mask.to(raw.dtype).reshape(raw.shape[0], 1, *raw.shape[-2:])
         )
         if self.exclusive:
-            return self.activate(raw, exclusive_offsets(raw.detach(), m, wanted, self.frac_idx, self.share_pairs))
+            out = self.activate(raw, exclusive_offsets(raw.detach(), m, wanted, self.frac_idx, self.share_pairs))
+            return deliver_exclusive(out, m, wanted, self.frac_idx, self.share_pairs) if self.hard else out
         out = self.activate(raw)
         for k, b in self.share_pairs:
-            offset = share_offset(raw[:, b : b + 1].detach(), m, wanted[:, k])
+            offset = share_offset(raw[:, b : b + 1].detach(), m, wanted[:, k], hard=self.hard)
             share = torch.sigmoid(raw[:, b] + offset[:, None, None])
             # a share of exactly 0 or 1 is an empty or a full band (a sigmoid only approaches them)
             full = wanted[:, k, None, None].expand_as(share)
