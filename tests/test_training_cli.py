@@ -37,6 +37,22 @@ OVERRIDES = {
         "--data.min_valid_fraction",
         "0.5",
     ],
+    "pix2pix_stage1": [
+        "--data.cities",
+        "[helsinki_center]",
+        "--data.min_valid_fraction",
+        "0.5",
+        "--data.num_workers",
+        "0",
+    ],
+    "pix2pix_stage2": [
+        "--data.cities",
+        "[helsinki_center]",
+        "--data.min_valid_fraction",
+        "0.5",
+        "--data.num_workers",
+        "0",
+    ],
     "pix2pix_streets_demo": [
         "--data.cities",
         "[helsinki_center]",
