@@ -125,11 +125,10 @@ NETWORKS: dict[str, str] = {
 NETWORK_NOTED = ("street_length_total_m", "street_density_km_km2", "intersection_count", "prop_3way", "k_avg")
 
 
-def _name_network(m: MetricSet, network: str, graph: nx.MultiDiGraph, streets: nx.MultiDiGraph | None) -> None:
+def _name_network(m: MetricSet, network: str, graph: nx.MultiDiGraph) -> None:
     """Say which network the street metrics describe, and how much path length the street network leaves out."""
-    full = ox.convert.to_undirected(N.ensure_projected(graph))
-    paths = N.street_subgraph(full, N.NON_STREET_HIGHWAYS)
-    excluded = sum(float(d.get("length", 0.0)) for _, _, d in paths.edges(data=True)) / 1000.0
+    paths = N.street_subgraph(N.ensure_projected(graph), N.NON_STREET_HIGHWAYS)
+    excluded = float(W.graph_arrays(paths)[1].sum()) / 1000.0  # both directions of a two-way edge count once
     note = NETWORKS[network] + (f"; {excluded:.1f} km of path classes excluded" if network == "streets" else "")
     m.set("path_length_km", excluded, "km", "length of the path-class edges (footway, cycleway, ...) in the file")
     for key in NETWORK_NOTED:
@@ -148,7 +147,7 @@ def vector_result(label: str, city: Any, *, sheds: bool = True, network: Network
     )
     m.update(N.network_metrics(graph=streets, extent=city.extent))
     if has_graph:
-        _name_network(m, network, city.graph, streets)
+        _name_network(m, network, city.graph)
     m.update(D.density_metrics(features=city.features, extent=city.extent, present=present))
     m.update(D.density_pattern_inputs(features=city.features, extent=city.extent, present=present))
     arrays = None
