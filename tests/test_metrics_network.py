@@ -9,24 +9,25 @@ import networkx as nx
 import numpy as np
 import osmnx as ox
 import pytest
+import shapely
 from test_metrics_helpers import GRAPHS, SAMPLES, load_graph
 
 from citygen.core.errors import SourceError
 from citygen.metrics._common import bearing_histogram, entropy_from_counts, orientation_order
-from citygen.metrics.network import block_polygons, network_metrics
+from citygen.metrics.network import block_polygons, junction_shares, length_within, network_metrics, within_extent
 
 # metrics_and_models.md, "Reference values on the shipped samples" (OSMnx 2.1.1, undirected, 36 bins); junction
 # shares as OSMnx gives them, the raw node shares (prop_*_raw; prop_* merge junctions within 10 m as the raster does)
 REFERENCE = {
     "houston_montrose": {
-        "orientation_entropy": 2.577,
+        "orientation_entropy_raw": 2.577,
         "prop_3way_raw": 0.460,
         "prop_4way_raw": 0.464,
         "k_avg": 5.375,
     },
-    "houston_museum_district": {"orientation_entropy": 2.971, "prop_3way_raw": 0.475, "prop_4way_raw": 0.439},
-    "cph_vesterbro": {"orientation_entropy": 3.204, "prop_3way_raw": 0.640, "prop_4way_raw": 0.186, "k_avg": 4.774},
-    "nyc_lower_manhattan": {"orientation_entropy": 2.776, "prop_3way_raw": 0.330, "prop_4way_raw": 0.635},
+    "houston_museum_district": {"orientation_entropy_raw": 2.971, "prop_3way_raw": 0.475, "prop_4way_raw": 0.439},
+    "cph_vesterbro": {"orientation_entropy_raw": 3.204, "prop_3way_raw": 0.640, "prop_4way_raw": 0.186, "k_avg": 4.774},
+    "nyc_lower_manhattan": {"orientation_entropy_raw": 2.776, "prop_3way_raw": 0.330, "prop_4way_raw": 0.635},
 }
 _CACHE: dict[str, object] = {}
 
@@ -149,3 +150,46 @@ def test_osmnx_network_reproduces_basic_stats(tmp_path: Path) -> None:
     assert streets["path_length_km"] == pytest.approx(row["path_length_km"]) and streets["path_length_km"] > 50
     assert "km of path classes excluded" in streets["notes"]["street_length_total_m"]
     assert "nothing removed" in row["notes"]["street_length_total_m"]
+
+
+def test_orientation_weighted_by_length_is_osmnx_with_length_weights() -> None:
+    """orientation_entropy weighs each edge by its length (issue 21: the raster's short junction connectors then
+    weigh what they measure); OSMnx's own figure with weight="length" is the same number, the unweighted one
+    stays as orientation_entropy_raw."""
+    lonlat = ox.project_graph(load_graph("cph_vesterbro"), to_latlong=True)
+    Gu = ox.add_edge_bearings(ox.convert.to_undirected(lonlat))
+    m = metrics_of("cph_vesterbro")
+    assert m["orientation_entropy"] == pytest.approx(ox.bearing.orientation_entropy(Gu, weight="length"), abs=1e-3)
+    assert m["orientation_entropy_raw"] == pytest.approx(ox.bearing.orientation_entropy(Gu), abs=1e-3)
+    assert m["orientation_entropy"] != pytest.approx(m["orientation_entropy_raw"], abs=1e-3)
+
+
+def test_a_graph_beyond_the_extent_is_cut_at_it() -> None:
+    """A box in the middle of Houston Montrose: nodes outside it are dropped as osmnx.graph_from_polygon drops them,
+    street length is counted up to the box's edge, and the streets the box cuts are not dead ends."""
+    G = load_graph("houston_montrose")
+    xy = np.array([(d["x"], d["y"]) for _, d in G.nodes(data=True)])
+    (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+    box = shapely.box(x0 + (x1 - x0) / 4, y0 + (y1 - y0) / 4, x1 - (x1 - x0) / 4, y1 - (y1 - y0) / 4)
+    inside = within_extent(G, box)
+    assert 0 < inside.number_of_nodes() < G.number_of_nodes()
+    assert all(box.covers(shapely.Point(d["x"], d["y"])) for _, d in inside.nodes(data=True))
+    cut = network_metrics(graph=G, extent=box)
+    kept = ox.stats.street_length_total(ox.convert.to_undirected(inside))
+    lines = shapely.union_all(
+        [d.get("geometry", shapely.LineString([(G.nodes[u]["x"], G.nodes[u]["y"]), (G.nodes[v]["x"], G.nodes[v]["y"])]))
+         for u, v, d in G.edges(data=True)]
+    )  # fmt: skip
+    assert cut["street_length_total_m"] > kept  # the parts of the cut edges inside the box count
+    whole = metrics_of("houston_montrose")
+    # OSMnx's edge lengths are great-circle lengths, a little shorter than the UTM lines: compare in proportion
+    scale = whole["street_length_total_m"] / lines.length
+    clipped = scale * shapely.intersection(lines, box).length
+    assert cut["street_length_total_m"] == pytest.approx(clipped, rel=0.03) and kept < 0.9 * clipped
+    # Montrose's grid has few dead ends; counted naively the cut box would have dozens
+    naive = junction_shares(inside, tolerance_m=10.0)[1]
+    assert cut["prop_deadend"] < 0.12 < naive
+    assert cut["prop_deadend"] == pytest.approx(whole["prop_deadend"], abs=0.05)
+    assert length_within(G, shapely.box(x0 - 1, y0 - 1, x1 + 1, y1 + 1)) == pytest.approx(
+        whole["street_length_total_m"]
+    )

@@ -63,12 +63,13 @@ def test_copies_of_training_tiles_are_counted(halves: tuple[Reference, TileSet])
 
 
 def test_morphology_of_a_drawn_grid() -> None:
-    """Two streets crossing a 128 px tile at 2 m: one four-way junction, four dead ends, no closed block."""
+    """Two streets crossing a 128 px tile at 2 m, one ending 56 m inside it: one four-way junction and one dead
+    end; the three ends where the tile's edge cuts a street are not dead ends. No closed block."""
     streets = np.zeros((128, 128), np.float32)
-    streets[62:66, :] = streets[:, 62:66] = 1.0
+    streets[62:66, :100] = streets[:, 62:66] = 1.0
     stats = morphology({"streets": streets, "buildings": np.zeros_like(streets)}, resolution_m=2.0)
     assert stats["intersection_density_km2"] == pytest.approx(1 / (0.256**2))
-    assert stats["four_way_share"] == pytest.approx(1 / 5) and stats["dead_end_share"] == pytest.approx(4 / 5)
+    assert stats["four_way_share"] == pytest.approx(1 / 2) and stats["dead_end_share"] == pytest.approx(1 / 2)
     assert stats["block_count"] == 0 and stats["footprint_count"] == 0
     assert checkerboard_score(streets) < 2 < checkerboard_score(np.indices((128, 128)).sum(axis=0) % 2)
 

@@ -1,8 +1,8 @@
 """Per-crop urban-metric targets of a dataset for conditional generation, measured once and cached.
 
 Every target is measured with :func:`citygen.metrics.targets.measure_targets`. Targets are cached per dataset in
-``ROOT/tile_targets.parquet`` (one row per tile and grid cell), keyed by a fingerprint of the tile index
-so a rebuilt dataset is re-measured.
+``ROOT/tile_targets.parquet`` (one row per tile and grid cell), keyed by a fingerprint of the tile index and
+of :data:`~citygen.metrics.targets.MEASURE_VERSION`, so a rebuilt dataset or a changed measure is re-measured.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 
 from citygen.core.errors import ConfigError
 from citygen.data.dataset import tile_frame
-from citygen.metrics.targets import get_target, measure_targets
+from citygen.metrics.targets import MEASURE_VERSION, get_target, measure_targets
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ CACHE_NAME = "tile_targets.parquet"
 
 
 def _fingerprint(root: Path) -> str:
-    h = hashlib.sha1()
+    h = hashlib.sha1(f"measure {MEASURE_VERSION}".encode())
     for name in ("tiles.parquet", "manifest.json"):
         path = root / name
         if path.exists():
@@ -40,7 +40,7 @@ def _read_cache(root: Path) -> pd.DataFrame | None:
         return None
     df = pd.read_parquet(path)
     if df.empty or df["fingerprint"].iloc[0] != _fingerprint(root):
-        log.info("%s is stale (dataset rebuilt); re-measuring", path)
+        log.info("%s is stale (dataset rebuilt or the measures changed); re-measuring", path)
         return None
     return df
 

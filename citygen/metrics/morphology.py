@@ -20,8 +20,8 @@ from scipy import ndimage as ndi
 from citygen.core.bands import BAND_NAMES, band
 from citygen.metrics._common import entropy_from_counts
 from citygen.metrics.network import MIN_BLOCK_AREA_M2
-from citygen.metrics.raster import JUNCTION_TOLERANCE_M, clean_bands, closed_regions, orientation_histogram_raster
-from citygen.metrics.skeleton import consolidate_junctions, recover_street_graph
+from citygen.metrics.raster import clean_bands, closed_regions, junction_census, orientation_histogram_raster
+from citygen.metrics.skeleton import recover_street_graph
 
 DELIVERED_THRESHOLD = 0.5  # coverage bands become street / building / green pixels at this value
 
@@ -30,7 +30,7 @@ STATISTICS: dict[str, str] = {
     "street_coverage": "share of the tile that is street surface",
     "street_density_km_km2": "street centre-line length per area [km/km2]",
     "intersection_density_km2": "junctions of 3+ streets (merged within 10 m) per area [1/km2]",
-    "dead_end_share": "dead ends among street nodes",
+    "dead_end_share": "dead ends among street nodes (ends where the tile cuts a street left out)",
     "three_way_share": "3-way junctions among street nodes",
     "four_way_share": "4-way junctions among street nodes",
     "block_count": "closed blocks (non-street regions not touching the tile edge, >= 0.1 ha)",
@@ -112,8 +112,7 @@ def morphology(bands: Mapping[str, np.ndarray], *, resolution_m: float) -> dict[
         graph = recover_street_graph(streets.astype(np.float32), resolution_m=resolution_m, valid=valid)
         out["street_density_km_km2"] = float(graph.length_m.sum()) / 1000.0 / area_km2
         if graph.n_edges:
-            _, junctions = consolidate_junctions(graph, tolerance_m=JUNCTION_TOLERANCE_M)
-            tips = int((graph.degrees() == 1).sum())
+            junctions, tips = junction_census(graph, valid)
             nodes = max(len(junctions) + tips, 1)
             out["intersection_density_km2"] = float((junctions >= 2).sum()) / area_km2
             out["dead_end_share"] = tips / nodes

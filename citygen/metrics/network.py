@@ -27,7 +27,14 @@ from citygen.metrics._common import (
     entropy_from_counts,
     orientation_order,
 )
-from citygen.metrics.skeleton import StreetGraph, consolidate_junctions
+from citygen.metrics.skeleton import (
+    CUT_END_M,
+    MIN_FRAGMENT_M,
+    SPUR_LENGTH_M,
+    StreetGraph,
+    consolidate_junctions,
+    prune_spurs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +76,18 @@ NETWORK_UNITS: dict[str, str] = {
     "self_loop_proportion": "share",
     "orientation_entropy": "nats",
     "orientation_order": "0-1",
+    "orientation_entropy_raw": "nats",
+    "orientation_order_raw": "0-1",
     "block_count": "count",
     "block_density_km2": "per km2",
     "block_area_median_m2": "m2",
     "block_perimeter_median_m": "m",
     "area_km2": "km2",
 }
+
+
+ORIENTATION_NOTE = "bearings weighted by edge length (vector and raster alike)"
+ORIENTATION_RAW_NOTE = "osmnx.bearing.orientation_entropy: every edge counts once, unweighted"
 
 
 def ensure_projected(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
@@ -89,6 +102,23 @@ def ensure_projected(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
         log.info("projecting the street graph from %s to UTM for metric computations", crs)
         graph = ox.project_graph(graph)
     return with_street_counts(graph)
+
+
+def within_extent(graph: nx.MultiDiGraph, extent: BaseGeometry | None) -> nx.MultiDiGraph:
+    """The part of a projected graph whose nodes lie in ``extent`` (same CRS), as ``osmnx.graph_from_polygon``
+    takes it (``truncate_by_edge=False``; street counts kept from the whole graph). Densities divide by the
+    extent's area, so a file reaching beyond the extent (a sample cut from a larger network) must be cut too."""
+    if extent is None or extent.is_empty or graph.number_of_nodes() == 0:
+        return graph
+    xy = np.array([(d["x"], d["y"]) for _, d in graph.nodes(data=True)], dtype=float)
+    if shapely.contains_xy(shapely.buffer(extent, 1e-6), xy[:, 0], xy[:, 1]).all():
+        return graph
+    try:
+        return ox.truncate.truncate_graph_polygon(graph, extent)
+    except ValueError:  # no node inside the extent
+        empty = nx.MultiDiGraph()
+        empty.graph.update(graph.graph)
+        return empty
 
 
 def with_street_counts(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
@@ -154,24 +184,30 @@ def convergence_deg(crs: pyproj.CRS, x: float, y: float) -> float:
         return 0.0
 
 
-def orientation_histogram(*, graph: nx.MultiDiGraph) -> np.ndarray:
-    """36-bin histogram of true-north bearings, each undirected edge counted both ways, unweighted."""
+def orientation_histogram(*, graph: nx.MultiDiGraph, weighted: bool = True) -> np.ndarray:
+    """36-bin histogram of true-north bearings, each undirected edge counted both ways.
+
+    ``weighted``: each edge weighs its length, so the histogram is the share of street length facing each
+    direction, however the streets are cut into edges (a raster's skeleton cuts them differently from OSM, with
+    short connectors across wide junctions). Unweighted it is ``osmnx.bearing.orientation_entropy``'s count.
+    """
     G = ensure_projected(graph)
     Gu = ox.convert.to_undirected(G)
     if Gu.number_of_edges() == 0:
         return np.zeros(36)
     xs = nx.get_node_attributes(Gu, "x")
     ys = nx.get_node_attributes(Gu, "y")
-    pts = np.array([(xs[u], ys[u], xs[v], ys[v]) for u, v in Gu.edges() if u != v], dtype=float)
-    if pts.size == 0:
+    rows = [(xs[u], ys[u], xs[v], ys[v], d.get("length", 0.0)) for u, v, d in Gu.edges(data=True) if u != v]
+    if not rows:
         return np.zeros(36)
+    pts = np.array(rows, dtype=float)
     # Bearings on the sphere (what osmnx does on the unprojected graph) keep the reference values exact.
     to_ll = pyproj.Transformer.from_crs(graph_crs(G), 4326, always_xy=True)
     lon1, lat1 = to_ll.transform(pts[:, 0], pts[:, 1])
     lon2, lat2 = to_ll.transform(pts[:, 2], pts[:, 3])
     b = ox.bearing.calculate_bearing(lat1, lon1, lat2, lon2)
     b = np.concatenate([b, (b - 180.0) % 360.0])
-    return bearing_histogram(b)
+    return bearing_histogram(b, np.tile(pts[:, 4], 2) if weighted else None)
 
 
 def block_polygons(*, graph: nx.MultiDiGraph, min_area_m2: float = MIN_BLOCK_AREA_M2) -> np.ndarray:
@@ -191,20 +227,46 @@ def default_area(graph: nx.MultiDiGraph) -> tuple[float, str]:
     return float(hull.area), "area = convex hull of the street nodes (no data extent was given)"
 
 
-def junction_shares(graph: nx.MultiDiGraph, *, tolerance_m: float) -> dict[int, float]:
-    """Shares of dead ends (1) and of 3- and 4-way junctions among dead ends and junctions, junctions of three or
-    more streets merged within ``tolerance_m`` first: the raster street graph's definition, with the same code
-    (:func:`citygen.metrics.skeleton.consolidate_junctions` on the undirected graph)."""
+def junction_shares(
+    graph: nx.MultiDiGraph, *, tolerance_m: float, extent: BaseGeometry | None = None
+) -> dict[int, float]:
+    """Shares of dead ends (1) and of 3- and 4-way junctions among dead ends and junctions: the raster street
+    graph's definition (:func:`citygen.metrics.raster.junction_census`) with its code. Stubs shorter than the
+    skeleton's spur limit are pruned (:func:`~citygen.metrics.skeleton.prune_spurs`), junctions of three or more
+    streets merged within ``tolerance_m`` (:func:`~citygen.metrics.skeleton.consolidate_junctions`); with an
+    ``extent``, only what lies in it counts and ends within ``CUT_END_M`` of its edge are cuts, not dead ends."""
     from citygen.metrics.walkability import graph_arrays
 
     edges, length, xy, _ = graph_arrays(graph)
-    street_graph = StreetGraph(xy, edges, length, resolution_m=0.0, shape=(0, 0))
-    _, streets = consolidate_junctions(street_graph, tolerance_m=tolerance_m)
-    tips = int((street_graph.degrees() == 1).sum())
+    kept = prune_spurs(edges, length, len(xy), SPUR_LENGTH_M, MIN_FRAGMENT_M)
+    street_graph = StreetGraph(xy, edges[kept], length[kept], resolution_m=0.0, shape=(0, 0))
+    labels, streets = consolidate_junctions(street_graph, tolerance_m=tolerance_m)
+    tip = street_graph.degrees() == 1
+    if extent is not None and len(xy):
+        inside = shapely.contains_xy(extent, xy[:, 0], xy[:, 1])
+        tip &= inside & (shapely.distance(extent.boundary, shapely.points(xy)) > CUT_END_M)
+        counted = np.zeros(len(streets), bool)
+        counted[labels[inside & (labels >= 0)]] = True
+        streets = streets[counted]
+    tips = int(tip.sum())
     n = len(streets) + tips
     if n == 0:
         return {}
     return {1: tips / n, 3: float((streets == 3).sum()) / n, 4: float((streets == 4).sum()) / n}
+
+
+def length_within(graph: nx.MultiDiGraph, extent: BaseGeometry) -> float:
+    """Length (m) of the undirected edges inside ``extent``, edges crossing its edge cut there (what a raster of
+    the extent holds); equal to osmnx's ``street_length_total`` when the whole graph lies inside."""
+    Gu = ox.convert.to_undirected(graph)
+    if Gu.number_of_edges() == 0:
+        return 0.0
+    edges = ox.convert.graph_to_gdfs(Gu, nodes=False, fill_edge_geometry=True)
+    geoms = edges.geometry.to_numpy()
+    full = shapely.length(geoms)
+    inside = shapely.length(shapely.intersection(geoms, extent))
+    share = np.divide(inside, full, out=np.ones_like(full), where=full > 0)
+    return float((edges["length"].to_numpy(dtype=float) * share).sum())
 
 
 def network_metrics(
@@ -225,7 +287,11 @@ def network_metrics(
     if graph is None or graph.number_of_nodes() == 0 or graph.number_of_edges() == 0:
         out.missing(keys, NETWORK_UNITS, "the street graph is missing or has no edges")
         return out
-    G = ensure_projected(graph)
+    whole = ensure_projected(graph)
+    G = within_extent(whole, extent)
+    if G.number_of_edges() == 0:
+        out.missing(keys, NETWORK_UNITS, "no street of the graph lies in the extent")
+        return out
     if area_m2 is None and extent is not None:
         area_m2 = float(extent.area)
     if area_m2 is None:
@@ -249,28 +315,36 @@ def network_metrics(
     out.set("intersection_count_raw", stats["intersection_count"], u["intersection_count_raw"])
     out.set("intersection_density_km2", stats["clean_intersection_density_km"], u["intersection_density_km2"])
     out.set("node_density_km2", stats["node_density_km"], u["node_density_km2"])
-    out.set("street_length_total_m", stats["street_length_total"], "m")
+    street_length = stats["street_length_total"]
+    if G is not whole:  # the graph reaches beyond the extent: count the length inside it, as a raster does
+        street_length = length_within(whole, extent)
+        for key in ("street_length_total_m", "street_density_km_km2"):
+            out.notes[key] = "edges crossing the extent's edge cut there (nodes outside it dropped as osmnx does)"
+    out.set("street_length_total_m", street_length, "m", out.notes.get("street_length_total_m"))
     out.set("street_length_avg_m", stats["street_length_avg"], "m")
     out.set("street_segment_count", stats["street_segment_count"], "count")
-    out.set("street_density_km_km2", stats["street_density_km"] / 1000.0, "km/km2")
+    out.set("street_density_km_km2", street_length / area_m2 * 1000.0, "km/km2", out.notes.get("street_density_km_km2"))
     out.set("edge_length_total_m", stats["edge_length_total"], "m")
     out.set("edge_density_km_km2", stats["edge_density_km"] / 1000.0, "km/km2")
     out.set("link_node_ratio", Gu.number_of_edges() / Gu.number_of_nodes(), "ratio")
     out.set("deadend_count", counts.get(1, 0), "count")
     # junction shares as the raster side reports them: junctions merged within the tolerance, over junctions
     # plus dead ends; OSMnx's shares of raw graph nodes stay under *_raw for reference checks
-    merged = junction_shares(G, tolerance_m=clean_tolerance_m)
-    note = f"junctions merged within {clean_tolerance_m:g} m, over merged junctions and dead ends"
+    merged = junction_shares(whole, tolerance_m=clean_tolerance_m, extent=extent)
+    note = (
+        f"junctions merged within {clean_tolerance_m:g} m, over merged junctions and dead ends (stubs under "
+        f"{SPUR_LENGTH_M:g} m pruned, streets cut by the extent's edge are not dead ends)"
+    )
     for k, name in ((1, "prop_deadend"), (3, "prop_3way"), (4, "prop_4way")):
         out.set(name, merged.get(k, 0.0), "share", note)
         out.set(f"{name}_raw", props.get(k, 0.0), "share", "osmnx basic_stats: share of all graph nodes")
     out.set("circuity_avg", stats["circuity_avg"], "ratio")
     out.set("self_loop_proportion", stats["self_loop_proportion"], "share")
 
-    hist = orientation_histogram(graph=G)
-    entropy = entropy_from_counts(hist)
-    out.set("orientation_entropy", entropy, "nats")
-    out.set("orientation_order", orientation_order(entropy), "0-1")
+    for suffix, weighted, note in (("", True, ORIENTATION_NOTE), ("_raw", False, ORIENTATION_RAW_NOTE)):
+        entropy = entropy_from_counts(orientation_histogram(graph=G, weighted=weighted))
+        out.set(f"orientation_entropy{suffix}", entropy, "nats", note)
+        out.set(f"orientation_order{suffix}", orientation_order(entropy), "0-1", note)
 
     blocks = block_polygons(graph=G)
     out.update(block_stats(areas=shapely.area(blocks), perimeters=shapely.length(blocks), area_km2=area_km2))

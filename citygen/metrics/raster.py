@@ -24,8 +24,14 @@ from citygen.metrics._common import (
     orientation_order,
     undirected_bearings,
 )
-from citygen.metrics.network import MIN_BLOCK_AREA_M2, NETWORK_UNITS, block_stats, convergence_deg
-from citygen.metrics.skeleton import StreetGraph, consolidate_junctions, recover_street_graph
+from citygen.metrics.network import (
+    MIN_BLOCK_AREA_M2,
+    NETWORK_UNITS,
+    ORIENTATION_NOTE,
+    block_stats,
+    convergence_deg,
+)
+from citygen.metrics.skeleton import StreetGraph, consolidate_junctions, cut_ends, recover_street_graph
 from citygen.metrics.walkability import network_distance_to_targets, shed_metrics
 
 JUNCTION_TOLERANCE_M = 10.0
@@ -50,6 +56,10 @@ NOT_FROM_RASTER = {
     "prop_deadend_raw": "the raster street graph is consolidated by construction",
     "prop_3way_raw": "the raster street graph is consolidated by construction",
     "prop_4way_raw": "the raster street graph is consolidated by construction",
+    "orientation_entropy_raw": "the skeleton cuts streets into edges unlike OSM ways: only the length-weighted "
+    "orientation compares",
+    "orientation_order_raw": "the skeleton cuts streets into edges unlike OSM ways: only the length-weighted "
+    "orientation compares",
 }
 
 
@@ -128,15 +138,30 @@ def _bearings_true(graph: StreetGraph, crs: pyproj.CRS | None, transform: Affine
     return b
 
 
+def junction_census(
+    graph: StreetGraph, valid: np.ndarray | None = None, *, tolerance_m: float = JUNCTION_TOLERANCE_M
+) -> tuple[np.ndarray, int]:
+    """The street count of every junction cluster (3+ streets merged within ``tolerance_m``) and the number of
+    dead ends, ends where the data cuts a street not counted (:func:`citygen.metrics.skeleton.cut_ends`): the
+    nodes the junction shares divide among, as :func:`citygen.metrics.network.junction_shares` takes them."""
+    _, streets = consolidate_junctions(graph, tolerance_m=tolerance_m)
+    tips = graph.degrees() == 1
+    if tips.any():
+        tips &= ~cut_ends(graph, valid)
+    return streets, int(tips.sum())
+
+
 def street_graph_metrics(
     *,
     graph: StreetGraph,
     area_km2: float,
     crs: pyproj.CRS | None = None,
     transform: Affine | None = None,
+    valid: np.ndarray | None = None,
     tolerance_m: float = JUNCTION_TOLERANCE_M,
 ) -> MetricSet:
-    """The vector network metrics, measured on a street graph recovered from a raster."""
+    """The vector network metrics, measured on a street graph recovered from a raster (``valid``: the data area,
+    so streets cut by its edge do not count as dead ends)."""
     out = MetricSet()
     if graph.n_edges == 0:
         note = "no street centre line in the area (streets band empty or below the threshold)"
@@ -150,9 +175,7 @@ def street_graph_metrics(
         keys = [k for k in NETWORK_UNITS if not k.startswith("block") and k != "area_km2" and k not in out.values]
         out.missing(keys, NETWORK_UNITS, "no streets in the area")
         return out
-    _, streets = consolidate_junctions(graph, tolerance_m=tolerance_m)
-    deg = graph.degrees()
-    tips = int((deg == 1).sum())
+    streets, tips = junction_census(graph, valid, tolerance_m=tolerance_m)
     n_clusters = len(streets)
     n_nodes = n_clusters + tips
     length_total = float(graph.length_m.sum())
@@ -180,10 +203,9 @@ def street_graph_metrics(
     out.set("prop_4way", (streets == 4).sum() / n_nodes if n_nodes else None, "share")
     out.set("circuity_avg", graph.length_m[~loops].sum() / straight.sum() if straight.sum() > 0 else None, "ratio")
     out.set("self_loop_proportion", loops.mean(), "share")
-    hist = bearing_histogram(_bearings_true(graph, crs, transform))
-    entropy = entropy_from_counts(hist)
-    out.set("orientation_entropy", entropy, "nats")
-    out.set("orientation_order", orientation_order(entropy), "0-1")
+    entropy = entropy_from_counts(orientation_histogram_raster(graph, crs=crs, transform=transform))
+    out.set("orientation_entropy", entropy, "nats", ORIENTATION_NOTE)
+    out.set("orientation_order", orientation_order(entropy), "0-1", ORIENTATION_NOTE)
     for key, reason in NOT_FROM_RASTER.items():
         out.missing(key, NETWORK_UNITS[key], reason)
     return out
@@ -192,7 +214,11 @@ def street_graph_metrics(
 def orientation_histogram_raster(
     graph: StreetGraph, *, crs: pyproj.CRS | None = None, transform: Affine | None = None
 ) -> np.ndarray:
-    return bearing_histogram(_bearings_true(graph, crs, transform))
+    """36-bin histogram of the street graph's bearings weighted by edge length, as the vector side's
+    (:func:`citygen.metrics.network.orientation_histogram`): the short connectors the skeleton draws across
+    wide junctions weigh what they measure."""
+    loops = graph.edges[:, 0] == graph.edges[:, 1]
+    return bearing_histogram(_bearings_true(graph, crs, transform), np.tile(graph.length_m[~loops], 2))
 
 
 def closed_regions(mask: np.ndarray, valid: np.ndarray, resolution_m: float) -> tuple[np.ndarray, np.ndarray]:
@@ -316,7 +342,7 @@ def raster_metrics(
             out.missing([k for k in NETWORK_UNITS if k != "area_km2"], NETWORK_UNITS, reason)
             graph = StreetGraph(np.zeros((0, 2)), np.zeros((0, 2), np.int64), np.zeros(0), resolution_m, valid.shape)
         else:
-            out.update(street_graph_metrics(graph=graph, area_km2=area_km2, crs=crs, transform=transform))
+            out.update(street_graph_metrics(graph=graph, area_km2=area_km2, crs=crs, transform=transform, valid=valid))
             mask = street_mask(arrays["streets"], resolution_m=resolution_m, valid=valid)
             out.update(block_metrics_raster(street_mask=mask, valid=valid, resolution_m=resolution_m))
     if sheds:

@@ -26,6 +26,8 @@ SPUR_LENGTH_M = 12.0
 HOLE_AREA_M2 = 100.0
 # Isolated street fragments shorter than this are dropped (stray pixels, cut-off corners).
 MIN_FRAGMENT_M = 12.0
+# A street that leaves the data ends at its edge: an end this close to the edge is a cut, not a dead end.
+CUT_END_M = 10.0
 
 
 @dataclass
@@ -119,15 +121,16 @@ def _skan_branches(skel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.stack([src, dst], axis=1).astype(np.int64), np.asarray(lengths, float), sk.coordinates
 
 
-def _prune_spurs(edges: np.ndarray, length: np.ndarray, n: int, spur_px: float, frag_px: float) -> np.ndarray:
-    """Indices of edges kept after removing short tips (three passes) and short isolated pieces."""
+def prune_spurs(edges: np.ndarray, length: np.ndarray, n: int, spur: float, fragment: float) -> np.ndarray:
+    """Indices of edges kept after removing tips shorter than ``spur`` (three passes) and isolated pieces shorter
+    than ``fragment`` (``length``'s unit); the vector junction shares prune OSM graphs the same way."""
     keep = np.ones(len(edges), bool)
     for _ in range(3):
         deg = np.bincount(edges[keep].ravel(), minlength=n)
         du, dv = deg[edges[:, 0]], deg[edges[:, 1]]
         tip = (du == 1) ^ (dv == 1)
         isolated = (du == 1) & (dv == 1)
-        drop = keep & ((tip & (length < spur_px)) | (isolated & (length < frag_px)))
+        drop = keep & ((tip & (length < spur)) | (isolated & (length < fragment)))
         if not drop.any():
             break
         keep &= ~drop
@@ -187,7 +190,7 @@ def recover_street_graph(
         return empty
     edges, length_px, coords = _skan_branches(skel)
     n = len(coords)
-    kept = _prune_spurs(edges, length_px, n, spur_length_m / resolution_m, MIN_FRAGMENT_M / resolution_m)
+    kept = prune_spurs(edges, length_px, n, spur_length_m / resolution_m, MIN_FRAGMENT_M / resolution_m)
     edges, length_px = _merge_chains(edges[kept], length_px[kept], n)
     if len(edges) == 0:
         return empty
@@ -196,6 +199,23 @@ def recover_street_graph(
     rc = coords[used].astype(float)
     node_xy = np.stack([(rc[:, 1] + 0.5) * resolution_m, -(rc[:, 0] + 0.5) * resolution_m], axis=1)
     return StreetGraph(node_xy, edges, length_px * resolution_m, resolution_m, shape)
+
+
+def cut_ends(graph: StreetGraph, valid: np.ndarray | None = None, *, cut_m: float = CUT_END_M) -> np.ndarray:
+    """Which nodes lie within ``cut_m`` of the edge of the data (the array's border, or pixels outside ``valid``):
+    a dead end there is where the data cuts a street."""
+    res = graph.resolution_m
+    h, w = graph.shape
+    rows = np.clip(np.round(-graph.node_xy[:, 1] / res - 0.5).astype(int), 0, h - 1)
+    cols = np.clip(np.round(graph.node_xy[:, 0] / res - 0.5).astype(int), 0, w - 1)
+    r = int(np.ceil(cut_m / res))
+    cut = (rows < r) | (rows >= h - r) | (cols < r) | (cols >= w - r)
+    if valid is not None:
+        outside = ~valid.astype(bool)
+        if outside.any():  # any pixel outside the data within the (square) reach of the node
+            near = ndi.maximum_filter(outside, size=2 * r + 1, mode="constant", cval=True)
+            cut |= near[rows, cols]
+    return cut
 
 
 def consolidate_junctions(graph: StreetGraph, *, tolerance_m: float) -> tuple[np.ndarray, np.ndarray]:

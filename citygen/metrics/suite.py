@@ -140,20 +140,20 @@ def vector_result(label: str, city: Any, *, sheds: bool = True, network: Network
     """Every metric of a CityLayers-like object; ``network`` names the graph the street metrics are taken on
     (:data:`NETWORKS`)."""
     present = dict(city.present)
-    has_graph = city.graph is not None and city.graph.number_of_edges() > 0
+    whole = None if city.graph is None else N.ensure_projected(city.graph)
+    graph = None if whole is None else N.within_extent(whole, city.extent)
+    has_graph = graph is not None and graph.number_of_edges() > 0
     m = MetricSet()
-    streets = (
-        (street_network(city.graph) if network == "streets" else N.ensure_projected(city.graph)) if has_graph else None
-    )
+    # the network metrics take the whole graph: streets crossing the extent's edge count up to it
+    streets = (street_network(whole) if network == "streets" else whole) if has_graph else None
     m.update(N.network_metrics(graph=streets, extent=city.extent))
     if has_graph:
-        _name_network(m, network, city.graph)
+        _name_network(m, network, graph)
     m.update(D.density_metrics(features=city.features, extent=city.extent, present=present))
     m.update(D.density_pattern_inputs(features=city.features, extent=city.extent, present=present))
     arrays = None
     if has_graph:
-        walk = N.ensure_projected(city.graph)
-        edges, length, xy, _ = W.graph_arrays(walk)
+        edges, length, xy, _ = W.graph_arrays(graph)
         arrays = (edges, length, xy)
         if sheds:
             m.update(W.shed_metrics(edges=edges, length_m=length, node_xy=xy))
@@ -171,7 +171,7 @@ def vector_result(label: str, city: Any, *, sheds: bool = True, network: Network
     network_type = getattr(city, "network_type", None)
     m.update(
         P.vector_pattern_inputs(
-            graph=city.graph if has_graph else None,
+            graph=graph if has_graph else None,
             street_graph_arrays=arrays,
             features=city.features,
             present=present,
@@ -183,7 +183,7 @@ def vector_result(label: str, city: Any, *, sheds: bool = True, network: Network
         "vector",
         str(city.city_id),
         m,
-        N.orientation_histogram(graph=streets) if streets else np.zeros(36),
+        N.orientation_histogram(graph=N.within_extent(streets, city.extent)) if streets else np.zeros(36),
         layers=city,
     )
 

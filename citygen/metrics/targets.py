@@ -24,6 +24,10 @@ from citygen.metrics.raster import SHARE_BANDS, tile_targets
 
 log = logging.getLogger(__name__)
 
+# Bump when a target's measure changes: cached targets (citygen.learn.conditioning) are keyed by it.
+# 2: orientation weighted by edge length (issue 21).
+MEASURE_VERSION = 2
+
 # Errors are relative to max(|requested|, ZERO_FLOOR x the target's scale), so a request of 0 (no green) has a
 # finite relative error: 5 % of the scale is the smallest request the error is relative to.
 ZERO_FLOOR = 0.05
