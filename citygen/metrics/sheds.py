@@ -10,31 +10,38 @@ reference the tests and ``benchmarks/bench_metrics.py`` check these distances ag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numba
 import numpy as np
 from numba import njit
 from scipy import sparse
 
+T = TypeVar("T")
+
 
 @njit(cache=True, inline="always")
-def _push(keys: np.ndarray, items: np.ndarray, size: int, key: float, item: int) -> int:
-    i = size
-    while i > 0:  # sift up
+def _sift_up(keys: np.ndarray, items: np.ndarray, where: np.ndarray, i: int, key: float, item: int) -> None:
+    """Place ``item`` with ``key`` at heap slot ``i`` or above (``where``: each item's slot)."""
+    while i > 0:
         parent = (i - 1) >> 1
         if keys[parent] <= key:
             break
         keys[i], items[i] = keys[parent], items[parent]
+        where[items[i]] = i
         i = parent
     keys[i], items[i] = key, item
-    return size + 1
+    where[item] = i
 
 
 @njit(cache=True, inline="always")
-def _pop(keys: np.ndarray, items: np.ndarray, size: int) -> int:
+def _pop(keys: np.ndarray, items: np.ndarray, where: np.ndarray, size: int) -> int:
     """Remove the root (read it before calling); returns the new size."""
     size -= 1
+    if size == 0:
+        return 0
     key, item = keys[size], items[size]
     i = 0
     while True:  # sift down
@@ -46,8 +53,10 @@ def _pop(keys: np.ndarray, items: np.ndarray, size: int) -> int:
         if keys[child] >= key:
             break
         keys[i], items[i] = keys[child], items[child]
+        where[items[i]] = i
         i = child
     keys[i], items[i] = key, item
+    where[item] = i
     return size
 
 
@@ -55,29 +64,30 @@ def _pop(keys: np.ndarray, items: np.ndarray, size: int) -> int:
 def _bounded_dijkstra(
     indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, sources: np.ndarray, limit: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dijkstra from each source up to ``limit``, with an indexed binary heap (a node's key decreases in place, so
+    the heap holds each node at most once) and a reset of only the nodes a search touched."""
     n = len(indptr) - 1
     dist = np.full(n, np.inf)
-    done = np.zeros(n, np.bool_)
+    where = np.full(n, -1, np.int64)  # slot in the heap; -1: not yet reached, -2: settled
     offsets = np.zeros(len(sources) + 1, np.int64)
     capacity = max(16, 8 * n)
     nodes_out = np.empty(capacity, np.int64)
     dist_out = np.empty(capacity, np.float64)
     touched = np.empty(n, np.int64)
-    heap_keys = np.empty(len(indices) + 1, np.float64)  # lazy deletion: at most one entry per edge, plus the source
-    heap_items = np.empty(len(indices) + 1, np.int64)
+    heap_keys = np.empty(n, np.float64)
+    heap_items = np.empty(n, np.int64)
     k = 0
     for s in range(len(sources)):
         src = sources[s]
         dist[src] = 0.0
         touched[0] = src
         n_touched = 1
-        size = _push(heap_keys, heap_items, 0, 0.0, src)
+        heap_keys[0], heap_items[0], where[src] = 0.0, src, 0
+        size = 1
         while size > 0:
             d, u = heap_keys[0], heap_items[0]
-            size = _pop(heap_keys, heap_items, size)
-            if done[u]:
-                continue
-            done[u] = True
+            size = _pop(heap_keys, heap_items, where, size)
+            where[u] = -2
             if k >= len(nodes_out):  # grow the output
                 nodes_out = np.concatenate((nodes_out, np.empty(len(nodes_out), np.int64)))
                 dist_out = np.concatenate((dist_out, np.empty(len(dist_out), np.float64)))
@@ -88,15 +98,18 @@ def _bounded_dijkstra(
                 v = indices[j]
                 nd = d + weights[j]
                 if nd <= limit and nd < dist[v]:
-                    if dist[v] == np.inf:
+                    slot = where[v]
+                    if slot == -1:  # first reached: a new heap entry
                         touched[n_touched] = v
                         n_touched += 1
+                        slot = size
+                        size += 1
                     dist[v] = nd
-                    size = _push(heap_keys, heap_items, size, nd, v)
+                    _sift_up(heap_keys, heap_items, where, slot, nd, v)
         offsets[s + 1] = k
         for t in range(n_touched):  # reset only what this search touched
             dist[touched[t]] = np.inf
-            done[touched[t]] = False
+            where[touched[t]] = -1
     return offsets, nodes_out[:k], dist_out[:k]
 
 
@@ -117,12 +130,11 @@ def bounded_dijkstra(
         adjacency.data.astype(np.float64),
     )
     sources = np.asarray(sources, dtype=np.int64)
-    threads = _threads(threads, len(sources))
-    if threads == 1:
-        return _bounded_dijkstra(*arrays, sources, float(limit_m))
-    parts = np.array_split(sources, threads)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        found = list(pool.map(lambda part: _bounded_dijkstra(*arrays, part, float(limit_m)), parts))
+    found = _in_threads(
+        lambda lo, hi: _bounded_dijkstra(*arrays, sources[lo:hi], float(limit_m)), len(sources), threads
+    )
+    if len(found) == 1:
+        return found[0]
     shifts = np.cumsum([0] + [len(nodes) for _, nodes, _ in found[:-1]])
     offsets = np.concatenate([[0]] + [o[1:] + shift for (o, _, _), shift in zip(found, shifts, strict=True)])
     return offsets, np.concatenate([f[1] for f in found]), np.concatenate([f[2] for f in found])
@@ -251,14 +263,16 @@ def shed_figures(
         a, b = offsets[lo], offsets[hi]
         return _shed_figures(offsets[lo : hi + 1] - a, nodes[a:b], dist[a:b], *fixed)
 
-    m = len(offsets) - 1
-    threads = _threads(threads, m)
-    bounds = np.linspace(0, m, threads + 1).astype(int)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        parts = list(pool.map(run, bounds[:-1], bounds[1:]))
+    parts = _in_threads(run, len(offsets) - 1, threads)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _threads(threads: int | None, n_sources: int) -> int:
-    """Threads to use: ``threads`` (default: numba's thread count), at most one per 64 sources."""
-    return max(1, min(threads or numba.get_num_threads(), n_sources // 64 or 1))
+def _in_threads(run: Callable[[int, int], T], n_sources: int, threads: int | None) -> list[T]:
+    """``run(lo, hi)`` over consecutive runs of the sources, one per thread (default: numba's thread count, at most
+    one per 64 sources); the kernels release the GIL, so the threads work at once."""
+    threads = max(1, min(threads or numba.get_num_threads(), n_sources // 64 or 1))
+    if threads == 1:
+        return [run(0, n_sources)]
+    bounds = np.linspace(0, n_sources, threads + 1).astype(int)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(run, bounds[:-1], bounds[1:]))
