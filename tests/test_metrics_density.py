@@ -51,3 +51,15 @@ def test_floor_area_counts_each_location_once_on_a_real_extract() -> None:
         bands.append(raster["floor_area"])
     assert np.array_equal(bands[0], bands[1])
     assert bands[0].sum() * 1.0 == pytest.approx(want, rel=0.03)  # 1 m pixels: area-weighted storeys
+
+
+def test_mean_levels_is_floor_area_over_covered_area() -> None:
+    """mean_levels divides the floor area (each location once) by the area under buildings (each location once), so
+    FAR = coverage x mean levels holds on a real extract with overlapping buildings."""
+    from citygen.data.sources import load_city
+    from citygen.metrics.density import density_metrics
+
+    city = load_city("helsinki_center")
+    m = density_metrics(features=city.features, extent=city.extent, present=city.present)
+    assert m["mean_levels"] > 1
+    assert m["floor_area_ratio"] == pytest.approx(m["building_coverage"] * m["mean_levels"], rel=1e-9)

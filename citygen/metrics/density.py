@@ -109,10 +109,11 @@ def density_metrics(
         levels = buildings["levels"].to_numpy(float) if "levels" in buildings else np.full(len(buildings), np.nan)
         known = np.isfinite(levels) & (levels > 0)
         filled = np.where(known, levels, DEFAULT_LEVELS)
-        clipped = shapely.area(shapely.intersection(shapely.make_valid(geoms), extent))
+        covered = float(shapely.area(parts).sum())
+        total_floor = floor_area(geoms, filled, extent)
         out.set(
             "floor_area_ratio",
-            floor_area(geoms, filled, extent) / area,
+            total_floor / area,
             "m2/m2",
             note="each location counted once, at the highest storey count of the buildings over it (storeys above "
             "building:min_level); buildings without levels or height count as one storey",
@@ -120,8 +121,12 @@ def density_metrics(
         out.set("buildings_per_ha", inside.sum() / (area / 1e4), "per ha")
         n_in = int(inside.sum())
         out.set("levels_known_share", known[inside].mean() if n_in else None, "share")
-        w = clipped.sum()
-        out.set("mean_levels", float((clipped * filled).sum() / w) if w > 0 else None, "storeys")
+        out.set(
+            "mean_levels",
+            total_floor / covered if covered > 0 else None,
+            "storeys",
+            note="floor area over the area under buildings, each location counted once (FAR / building coverage)",
+        )
     for key, layer in SHARE_LAYERS.items():
         if not present.get(layer, False) or features.get(layer) is None:
             out.missing(key, "share", f"the data has no {layer} layer")
