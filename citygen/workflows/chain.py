@@ -19,6 +19,7 @@ from torch import Tensor
 
 from citygen.core.bands import band
 from citygen.learn.tasks.candidates import GeneratorInput
+from citygen.learn.tasks.layout_head import coverage_pairs
 from citygen.metrics.morphology import DELIVERED_THRESHOLD
 from citygen.metrics.targets import street_graph_targets
 from citygen.workflows.checkpoints import TrainedTask
@@ -42,7 +43,7 @@ class ChainedTask:
             self.conditions += [c for c in t.conditions if c not in self.conditions]
         self.meta = dict(first.meta)
         fraction = [i for i, b in enumerate(self.output_bands) if band(b).unit == "fraction"]
-        self.head = _Head([(a, b) for i, a in enumerate(fraction) for b in fraction[i + 1 :]])
+        self.head = _Head(coverage_pairs(fraction))
         self._inputs = GeneratorInput(self.conditions, self.input_bands)
 
     @property

@@ -24,6 +24,11 @@ from citygen.metrics.targets import share_band
 
 
 @torch.no_grad()
+def coverage_pairs(fraction_bands: Sequence[int]) -> list[tuple[int, int]]:
+    """Pairs of coverage (fraction) bands whose common area the overlap term and ``citygen evaluate`` measure."""
+    return [(a, b) for i, a in enumerate(fraction_bands) for b in fraction_bands[i + 1 :]]
+
+
 def share_offset(logits: Tensor, mask: Tensor, wanted: Tensor, steps: int = 50, *, hard: bool = False) -> Tensor:
     """Per-sample offset ``d`` with ``mean(sigmoid(logits + d))`` over ``mask`` equal to ``wanted`` ``[B]``
     (bisection on a monotone function; 0 where the target is unknown). ``hard``: the share of pixels with
@@ -133,7 +138,7 @@ class LayoutHead:
         bands = {k: share_band(c) for k, c in enumerate(conditions)}
         self.share_pairs = [(k, list(output_bands).index(b)) for k, b in bands.items() if b and b in output_bands]
         # pairs of coverage bands whose common area the overlap term and `citygen evaluate` measure
-        self.coverage_pairs = [(a, b) for i, a in enumerate(self.frac_idx) for b in self.frac_idx[i + 1 :]]
+        self.coverage_pairs = coverage_pairs(self.frac_idx)
 
     @contextlib.contextmanager
     def delivered(self) -> Iterator[None]:
