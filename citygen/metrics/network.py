@@ -227,11 +227,11 @@ def default_area(graph: nx.MultiDiGraph) -> tuple[float, str]:
     return float(hull.area), "area = convex hull of the street nodes (no data extent was given)"
 
 
-def junction_shares(
+def junction_counts(
     graph: nx.MultiDiGraph, *, tolerance_m: float, extent: BaseGeometry | None = None
-) -> dict[int, float]:
-    """Shares of dead ends (1) and of 3- and 4-way junctions among dead ends and junctions: the raster street
-    graph's definition (:func:`citygen.metrics.raster.junction_census`) with its code. Stubs shorter than the
+) -> dict[int, int]:
+    """Numbers of dead ends (1), of 3- and 4-way junctions (3, 4) and of all junctions and dead ends (0): the
+    raster street graph's definition (:func:`citygen.metrics.raster.junction_census`) with its code. Stubs shorter than the
     skeleton's spur limit are pruned (:func:`~citygen.metrics.skeleton.prune_spurs`), junctions of three or more
     streets merged within ``tolerance_m`` (:func:`~citygen.metrics.skeleton.consolidate_junctions`); with an
     ``extent``, only what lies in it counts and ends within ``CUT_END_M`` of its edge are cuts, not dead ends."""
@@ -249,10 +249,7 @@ def junction_shares(
         counted[labels[inside & (labels >= 0)]] = True
         streets = streets[counted]
     tips = int(tip.sum())
-    n = len(streets) + tips
-    if n == 0:
-        return {}
-    return {1: tips / n, 3: float((streets == 3).sum()) / n, 4: float((streets == 4).sum()) / n}
+    return {0: len(streets) + tips, 1: tips, 3: int((streets == 3).sum()), 4: int((streets == 4).sum())}
 
 
 def length_within(graph: nx.MultiDiGraph, extent: BaseGeometry) -> float:
@@ -304,7 +301,6 @@ def network_metrics(
 
     stats = ox.stats.basic_stats(G, area=area_m2, clean_int_tol=clean_tolerance_m)
     props = stats["streets_per_node_proportions"]
-    counts = stats["streets_per_node_counts"]
     Gu = ox.convert.to_undirected(G)
     u = NETWORK_UNITS
     out.set("node_count", stats["n"], u["node_count"])
@@ -327,16 +323,16 @@ def network_metrics(
     out.set("edge_length_total_m", stats["edge_length_total"], "m")
     out.set("edge_density_km_km2", stats["edge_density_km"] / 1000.0, "km/km2")
     out.set("link_node_ratio", Gu.number_of_edges() / Gu.number_of_nodes(), "ratio")
-    out.set("deadend_count", counts.get(1, 0), "count")
     # junction shares as the raster side reports them: junctions merged within the tolerance, over junctions
     # plus dead ends; OSMnx's shares of raw graph nodes stay under *_raw for reference checks
-    merged = junction_shares(whole, tolerance_m=clean_tolerance_m, extent=extent)
+    merged = junction_counts(whole, tolerance_m=clean_tolerance_m, extent=extent)
     note = (
         f"junctions merged within {clean_tolerance_m:g} m, over merged junctions and dead ends (stubs under "
         f"{SPUR_LENGTH_M:g} m pruned, streets cut by the extent's edge are not dead ends)"
     )
+    out.set("deadend_count", merged[1], "count", note)
     for k, name in ((1, "prop_deadend"), (3, "prop_3way"), (4, "prop_4way")):
-        out.set(name, merged.get(k, 0.0), "share", note)
+        out.set(name, merged[k] / merged[0] if merged[0] else 0.0, "share", note)
         out.set(f"{name}_raw", props.get(k, 0.0), "share", "osmnx basic_stats: share of all graph nodes")
     out.set("circuity_avg", stats["circuity_avg"], "ratio")
     out.set("self_loop_proportion", stats["self_loop_proportion"], "share")

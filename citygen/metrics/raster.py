@@ -143,7 +143,7 @@ def junction_census(
 ) -> tuple[np.ndarray, int]:
     """The street count of every junction cluster (3+ streets merged within ``tolerance_m``) and the number of
     dead ends, ends where the data cuts a street not counted (:func:`citygen.metrics.skeleton.cut_ends`): the
-    nodes the junction shares divide among, as :func:`citygen.metrics.network.junction_shares` takes them."""
+    nodes the junction shares divide among, as :func:`citygen.metrics.network.junction_counts` takes them."""
     _, streets = consolidate_junctions(graph, tolerance_m=tolerance_m)
     tips = graph.degrees() == 1
     if tips.any():
