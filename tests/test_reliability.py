@@ -310,3 +310,17 @@ def test_offline_download_fails_fast_pointing_to_local_files(
                       str(tmp_path / "o"), "--no-progress"], capsys)  # fmt: skip
     assert code == 2 and "cannot reach the Overpass API" in err and "local files" in err
     _one_clear_line(err)
+
+
+def test_process_map_gives_the_same_list_in_processes() -> None:
+    """The helper behind every many-tile measurement (target caches, realism statistics, evaluation): the same
+    results, in order, whether measured here or in two processes."""
+    import math
+
+    from citygen.core.parallel import process_map
+
+    xs, ys = list(range(50)), list(range(50, 100))
+    here = process_map(math.hypot, xs, ys)
+    assert here == [math.hypot(x, y) for x, y in zip(xs, ys, strict=True)]
+    assert process_map(math.hypot, xs, ys, workers=2, chunksize=4) == here
+    assert process_map(math.hypot, [], [], workers=2) == []

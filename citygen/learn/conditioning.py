@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from citygen.core.errors import ConfigError
+from citygen.core.parallel import process_map
 from citygen.data.dataset import tile_frame
 from citygen.metrics.targets import MEASURE_VERSION, get_target, measure_targets
 
@@ -88,13 +89,8 @@ def ensure_targets(
         return cache
     log.info("measuring %s for %d tiles (cell %d px); cached in %s", list(names), len(todo), cell_size, root)
     tiles_todo = [tile for _, tile in todo.iterrows()]
-    if workers > 1 and len(tiles_todo) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(_measure_tile, [root] * len(tiles_todo), tiles_todo, [cell_size] * len(tiles_todo)))
-    else:
-        parts = [_measure_tile(root, tile, cell_size) for tile in tiles_todo]
+    n = len(tiles_todo)
+    parts = process_map(_measure_tile, [root] * n, tiles_todo, [cell_size] * n, workers=workers)
     rows = [row for part in parts for row in part]
     new = pd.DataFrame(rows)
     if cache is not None:

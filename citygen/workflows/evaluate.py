@@ -29,6 +29,7 @@ from torchmetrics.classification import BinaryF1Score, BinaryJaccardIndex
 
 from citygen.core.bands import band
 from citygen.core.errors import CheckpointError, ConfigError, SourceError
+from citygen.core.parallel import process_map
 from citygen.data.dataset import collate_tiles
 from citygen.learn.datamodule import CityTileDataModule
 from citygen.learn.tasks import AutoencoderTask, Pix2PixTask
@@ -82,12 +83,7 @@ def _band_dict(values: np.ndarray, names: list[str], mask: np.ndarray) -> dict[s
 
 
 def _measure(items: list[tuple[dict[str, np.ndarray], float]], workers: int) -> list[dict[str, float]]:
-    if workers > 1 and len(items) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(measure_targets, [b for b, _ in items], [r for _, r in items], chunksize=4))
-    return [measure_targets(b, r) for b, r in items]
+    return process_map(measure_targets, [b for b, _ in items], [r for _, r in items], workers=workers, chunksize=4)
 
 
 def _sample(n: int, k: int, seed: int = 0) -> set[int]:

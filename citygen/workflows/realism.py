@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from citygen.core.errors import ConfigError, SourceError
+from citygen.core.parallel import process_map
 from citygen.data.dataset import CityTileDataset
 from citygen.data.geotiff import read_raster
 from citygen.metrics import realism as R
@@ -72,13 +73,7 @@ def measure(tiles: TileSet, *, workers: int = 0) -> TileSet:
     """Fill ``tiles.rows`` with the morphology statistics of every tile (``workers`` > 1: in that many processes)."""
     items = [tile_bands(tiles, i) for i in range(len(tiles.layouts))]
     resolutions = [tiles.resolution_m] * len(items)
-    if workers > 1 and len(items) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            tiles.rows = list(pool.map(_morphology, items, resolutions, chunksize=8))
-    else:
-        tiles.rows = [_morphology(b, r) for b, r in zip(items, resolutions, strict=True)]
+    tiles.rows = process_map(_morphology, items, resolutions, workers=workers, chunksize=8)
     return tiles
 
 
