@@ -163,6 +163,8 @@ class CityRasterizer:
         boxes = self._pixel_boxes(shapely.bounds(layer.geometries[index]), transform, height, width)
         on = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         index, boxes = index[on], boxes[on]
+        if not len(index):  # the geometries only graze the window's edge
+            return []
         parts = []
         for members in _touching_groups(boxes, height, width):
             geoms = layer.geometries[index[members]]
