@@ -199,3 +199,21 @@ def test_new_targets_on_a_real_tile(rasters) -> None:
     assert 0 <= values["four_way_share"] <= 1 and 0 <= values["orientation_order"] <= 1
     assert values["orientation_order"] > 0.15, "Montrose is a grid, if a skewed one"
     assert 0 <= values["path_share"] < 0.2
+
+
+def test_streets_cut_by_the_data_edge_are_not_dead_ends() -> None:
+    """Issue 21: a street running out of the valid area (a city's boundary inside the raster) ends at a cut, not
+    a dead end; a street that stops inside the data is one."""
+    from citygen.metrics.raster import junction_census
+    from citygen.metrics.skeleton import recover_street_graph
+
+    streets = np.zeros((128, 128), np.float32)
+    streets[62:66, 10:118] = 1.0  # west-east, through the whole valid area
+    streets[20:66, 62:66] = 1.0  # north arm, ending 40 m inside the data: a T junction and one dead end
+    valid = np.zeros_like(streets, dtype=bool)
+    valid[:, 10:100] = True  # the data stops at column 100: the street's east end is cut there
+    graph = recover_street_graph(streets, resolution_m=2.0, valid=valid)
+    junctions, dead_ends = junction_census(graph, valid)
+    assert list(junctions) == [3] and dead_ends == 1
+    # all ends counted as dead ends when the data's edge is not known (the old reading)
+    assert int((graph.degrees() == 1).sum()) == 3
