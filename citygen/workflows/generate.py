@@ -270,6 +270,7 @@ def generate(
         ) from exc
     source = " -> ".join(str(s.path) for s in stages)
     candidates: list[Candidate] = []
+    measured = []  # each candidate's metric-suite result, for its patterns and (the best one's) pattern card
     for k, layout in enumerate(layouts):
         bands = {name: layout[i] for i, name in enumerate(band_names)}
         bands["valid"] = np.ones((size, size), np.float32)
@@ -287,6 +288,7 @@ def generate(
             vectors.to_file(tmp, driver="GeoJSON")
         achieved = measure_targets(delivered(bands), resolution)  # what the user receives: bands at 0.5
         result = measure(read_raster(path), sheds=False)[0]
+        measured.append(result)
         candidates.append(
             Candidate(
                 k,
@@ -298,7 +300,7 @@ def generate(
             )
         )
     ranked = [candidates[i] for i in rank_candidates([c.achieved for c in candidates], targets)]
-    card = draw_card(measure(read_raster(ranked[0].path), sheds=False)[0], out / "pattern_card.png")
+    card = draw_card(measured[ranked[0].index], out / "pattern_card.png")
     sheet = contact_sheet(layouts, band_names, candidates, full, out / "contact_sheet.png")
     report: GenerateReport = {
         "checkpoint": source,
