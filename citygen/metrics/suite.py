@@ -126,8 +126,9 @@ NETWORK_NOTED = ("street_length_total_m", "street_density_km_km2", "intersection
 
 
 def _name_network(m: MetricSet, network: str, graph: nx.MultiDiGraph) -> None:
-    """Say which network the street metrics describe, and how much path length the street network leaves out."""
-    paths = N.street_subgraph(N.ensure_projected(graph), N.NON_STREET_HIGHWAYS)
+    """Say which network the street metrics describe, and how much path length the street network leaves out
+    (``graph``: projected, as :func:`vector_result` holds it)."""
+    paths = N.street_subgraph(graph, N.NON_STREET_HIGHWAYS)
     excluded = float(W.graph_arrays(paths)[1].sum()) / 1000.0  # both directions of a two-way edge count once
     note = NETWORKS[network] + (f"; {excluded:.1f} km of path classes excluded" if network == "streets" else "")
     m.set("path_length_km", excluded, "km", "length of the path-class edges (footway, cycleway, ...) in the file")
